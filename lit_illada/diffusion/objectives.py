@@ -1,0 +1,191 @@
+"""Training objectives over one backbone: masked diffusion and the autoregressive baseline.
+
+An objective takes the model and a batch and returns the loss plus the statistics the
+module logs. Both objectives share masking scope, truncation and normalization, so that
+"diffusion vs AR at equal compute" differs only in what the objective does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lit_illada.diffusion.schedules import NoiseSchedule
+from lit_illada.diffusion.weighting import ElboWeighting
+from lit_illada.sampling.autoregressive import autoregressive_generate
+
+NORMALIZATIONS = ("tokens", "answer_length")
+
+
+@dataclass
+class ObjectiveOutput:
+    loss: torch.Tensor  # what is minimized (training weighting)
+    nll: torch.Tensor  # NLL bound per eligible token, in nats (exact NLL for AR)
+    n_predicted: int  # positions where a loss is taken (masked, or next-token targets)
+    n_correct: int  # argmax hits among those
+    n_tokens: int  # tokens that went through the backbone
+
+    @property
+    def accuracy(self) -> float:
+        return self.n_correct / max(self.n_predicted, 1)
+
+
+class Objective:
+    """Shared plumbing: eligibility, random-length truncation, normalization."""
+
+    def __init__(
+        self,
+        masking,
+        mask_id: int,
+        normalize: str = "tokens",
+        truncate_fraction: float = 0.01,
+    ) -> None:
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"objective.normalize={normalize!r}: choose one of {NORMALIZATIONS}")
+        if not 0.0 <= truncate_fraction <= 1.0:
+            raise ValueError(f"objective.truncate_fraction={truncate_fraction}: must be in [0, 1]")
+        self.masking = masking
+        self.mask_id = mask_id
+        self.normalize = normalize
+        self.truncate_fraction = truncate_fraction
+
+    def _prepare(
+        self, batch: dict[str, torch.Tensor], generator: torch.Generator | None, training: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, eligible = batch["input_ids"], self.masking(batch)
+        if training and self.truncate_fraction > 0:
+            # LLaDA: in a small fraction of batches, cut to a random length in [1, L]
+            # so the model also sees short sequences.
+            draw = torch.rand(2, device=ids.device, generator=generator)
+            if draw[0] < self.truncate_fraction:
+                length = 1 + int(draw[1] * ids.shape[1])
+                ids, eligible = ids[:, :length], eligible[:, :length]
+        return ids, eligible
+
+    def _reduce(self, per_token: torch.Tensor, where: torch.Tensor, eligible: torch.Tensor) -> torch.Tensor:
+        """Sum per-token values (given at positions ``where``) and normalize.
+
+        ``tokens``: divide by the number of eligible tokens in the batch (B·L when
+        pretraining). ``answer_length``: divide each row by its own eligible count, then
+        average rows (LLaDA SFT).
+        """
+        if self.normalize == "tokens":
+            return per_token.sum() / eligible.sum().clamp(min=1)
+        rows = torch.zeros(where.shape[0], dtype=per_token.dtype, device=per_token.device)
+        rows.index_add_(0, where.nonzero()[:, 0], per_token)
+        return (rows / eligible.sum(1).clamp(min=1)).mean()
+
+
+class DiffusionObjective(Objective):
+    """Absorbing-state masked diffusion (LLaDA): mask with probability p(t), predict the originals."""
+
+    causal = False
+
+    def __init__(
+        self,
+        noise: NoiseSchedule,
+        weighting,
+        masking,
+        mask_id: int,
+        normalize: str = "tokens",
+        truncate_fraction: float = 0.01,
+    ) -> None:
+        super().__init__(masking, mask_id, normalize, truncate_fraction)
+        self.noise = noise
+        self.weighting = weighting
+        self._elbo = ElboWeighting()
+
+    def __call__(
+        self,
+        model,
+        batch: dict[str, torch.Tensor],
+        t: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        training: bool = True,
+    ) -> ObjectiveOutput:
+        ids, eligible = self._prepare(batch, generator, training)
+        B, L = ids.shape
+        if t is None:
+            t = self.noise.sample_t(B, device=ids.device, generator=generator)
+        p = self.noise.mask_prob(t)
+        masked = eligible & (torch.rand(B, L, device=ids.device, generator=generator) < p[:, None])
+        noisy = ids.masked_fill(masked, self.mask_id)
+
+        logits = model(noisy, logits_at=masked)  # (N, V): the head runs only where a loss is taken
+        targets = ids[masked]
+        ce = F.cross_entropy(logits.float(), targets, reduction="none")
+
+        row = masked.nonzero()[:, 0]
+        train_w = self.weighting(t, self.noise)[row]
+        elbo_w = self._elbo(t, self.noise)[row]
+        return ObjectiveOutput(
+            loss=self._reduce(ce * train_w, masked, eligible),
+            nll=self._reduce(ce.detach() * elbo_w, masked, eligible),
+            n_predicted=int(targets.numel()),
+            n_correct=int((logits.argmax(-1) == targets).sum()),
+            n_tokens=B * L,
+        )
+
+    def generate(self, model, prompt: torch.Tensor, sampler, generator: torch.Generator | None = None):
+        """Denoise ``sampler.gen_length`` masks after ``prompt`` with the configured policy."""
+        return sampler.generate(lambda ids: model(ids), prompt, generator=generator)
+
+
+class AutoregressiveObjective(Objective):
+    """The AR baseline: the same backbone with a causal mask and shifted cross-entropy.
+
+    Position i predicts token i+1. The masking scope decides which targets count (SFT:
+    answer only), so diffusion and AR train on the same tokens.
+    """
+
+    causal = True
+
+    def __init__(
+        self,
+        masking,
+        mask_id: int,
+        normalize: str = "tokens",
+        truncate_fraction: float = 0.01,
+        noise: NoiseSchedule | None = None,  # accepted and ignored: AR has no noise process
+        weighting=None,
+    ) -> None:
+        super().__init__(masking, mask_id, normalize, truncate_fraction)
+
+    def __call__(
+        self,
+        model,
+        batch: dict[str, torch.Tensor],
+        t: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        training: bool = True,
+    ) -> ObjectiveOutput:
+        ids, eligible = self._prepare(batch, generator, training)
+        B, L = ids.shape
+        target_mask = torch.zeros_like(eligible)
+        target_mask[:, 1:] = eligible[:, 1:]  # the first token has no left context
+        predict_from = torch.zeros_like(eligible)
+        predict_from[:, :-1] = target_mask[:, 1:]
+
+        logits = model(ids, causal=True, logits_at=predict_from)
+        targets = ids[target_mask]
+        ce = F.cross_entropy(logits.float(), targets, reduction="none")
+        loss = self._reduce(ce, target_mask, target_mask)
+        return ObjectiveOutput(
+            loss=loss,
+            nll=loss.detach(),
+            n_predicted=int(targets.numel()),
+            n_correct=int((logits.argmax(-1) == targets).sum()),
+            n_tokens=B * L,
+        )
+
+    def generate(self, model, prompt: torch.Tensor, sampler, generator: torch.Generator | None = None):
+        """Left-to-right decoding; takes gen_length and temperature from the sampler config."""
+        return autoregressive_generate(
+            lambda ids: model(ids, causal=True),
+            prompt,
+            gen_length=sampler.gen_length,
+            temperature=sampler.temperature,
+            generator=generator,
+        )

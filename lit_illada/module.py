@@ -1,0 +1,145 @@
+"""The LightningModule: puts the backbone, objective, optimizer, lr schedule and sampler together.
+
+Every component arrives already built (Hydra instantiates them in ``train.py``), so this
+file holds no switches over component kinds. It owns the training/validation steps,
+logging, and what goes into a checkpoint so that a run can be rebuilt from it alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+from typing import Any, Callable
+
+import lightning as L
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MeanMetric
+
+from lit_illada.model import ModelConfig, Transformer
+
+VAL_SEED = 20240917  # fixed masks for validation, so val/nll is comparable across runs
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised before the optimizer step, so the weights and the last checkpoint stay good."""
+
+
+class DiffusionLM(L.LightningModule):
+    def __init__(
+        self,
+        model: ModelConfig,
+        objective,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        lr_schedule: Callable[[int, int], float] | None = None,
+        sampler=None,
+        byte_level: bool = False,
+        run_config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = model
+        self.net = Transformer(model)
+        self.objective = objective
+        self.optimizer_factory = optimizer
+        self.lr_schedule = lr_schedule
+        self.sampler = sampler
+        self.byte_level = byte_level
+        self.run_config = run_config or {}
+        self.val_loss, self.val_nll, self.val_acc = MeanMetric(), MeanMetric(), MeanMetric()
+        self._step_started = 0.0
+        self.train_tokens = 0
+        self.train_seconds = 0.0
+
+    # ----------------------------------------------------------------- steps
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, L) → logits (B, L, V): the denoiser that samplers and scorers call."""
+        return self.net(input_ids, causal=self.objective.causal)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.objective(self.net, batch, training=True)
+        if not torch.isfinite(out.loss):
+            raise NonFiniteLossError(
+                f"loss became {out.loss.item()} at step {self.global_step}; stopping before the "
+                "optimizer step so the weights stay finite. The last good checkpoint is kept in "
+                "checkpoints/. Try a lower optim.lr, a longer lr_schedule.warmup_steps, or "
+                "trainer.gradient_clip_val."
+            )
+        self._pending_tokens = out.n_tokens
+        self.log_dict(
+            {"train/loss": out.loss.detach(), "train/nll": out.nll, "train/masked_acc": out.accuracy},
+            prog_bar=False,
+            on_step=True,
+        )
+        self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
+        return out.loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        seconds = time.perf_counter() - self._step_started
+        self.train_tokens += self._pending_tokens
+        self.train_seconds += seconds
+        self.log("train/tokens_per_s", self._pending_tokens / max(seconds, 1e-9), on_step=True)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_generator = torch.Generator(device=self.device).manual_seed(VAL_SEED)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        batch_size = batch["input_ids"].shape[0]
+        # A fixed stratified grid of t per batch and seeded masks: the same number every time.
+        grid = (torch.arange(batch_size, device=self.device) + 0.5) / batch_size
+        t = self._time_from_uniform(grid)
+        out = self.objective(self.net, batch, t=t, generator=self._val_generator, training=False)
+        self.val_loss.update(out.loss, weight=out.n_tokens)
+        self.val_nll.update(out.nll, weight=out.n_tokens)
+        self.val_acc.update(out.accuracy, weight=max(out.n_predicted, 1))
+
+    def on_validation_epoch_end(self) -> None:
+        nll = self.val_nll.compute()
+        metrics = {"val/loss": self.val_loss.compute(), "val/nll": nll, "val/masked_acc": self.val_acc.compute()}
+        if self.byte_level:
+            metrics["val/bpb"] = nll / math.log(2)
+        self.log_dict(metrics, prog_bar=False)
+        self.log("val_nll", nll, prog_bar=True, logger=False)
+        for metric in (self.val_loss, self.val_nll, self.val_acc):
+            metric.reset()
+
+    def _time_from_uniform(self, u: torch.Tensor) -> torch.Tensor:
+        noise = getattr(self.objective, "noise", None)
+        return noise.time_from_uniform(u) if noise is not None else u
+
+    # ------------------------------------------------------------ optimizer
+    def configure_optimizers(self):
+        decay = [p for p in self.net.parameters() if p.ndim >= 2]
+        no_decay = [p for p in self.net.parameters() if p.ndim < 2]  # norms: never decayed
+        optimizer = self.optimizer_factory([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        if self.lr_schedule is None:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = LambdaLR(optimizer, partial(_lr_multiplier, self.lr_schedule, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, generator: torch.Generator | None = None):
+        """Sample continuations of ``prompt`` (B, Lp) with the configured sampler."""
+        if self.sampler is None:
+            raise RuntimeError("no sampler configured; pass sampler=<name>")
+        was_training = self.training
+        self.eval()
+        try:
+            return self.objective.generate(self.net, prompt.to(self.device), self.sampler, generator)
+        finally:
+            self.train(was_training)
+
+    # ----------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild the model and its tokenizer without Hydra or the original config.
+        checkpoint["lit_illada"] = {"model_config": self.config.to_dict(), "run_config": self.run_config}
+
+
+def _lr_multiplier(schedule: Callable[[int, int], float], total_steps: int, step: int) -> float:
+    return schedule(step, total_steps)

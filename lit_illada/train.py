@@ -1,0 +1,177 @@
+"""Training entry point: ``python -m lit_illada.train [group=option ...] [key=value ...]``.
+
+Order matters: validate the config and check memory first (seconds, nothing allocated),
+then read data and build the model, train, and finally write the run record: summary,
+samples and a loss curve.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lit_illada.builder import CONF_DIR, build_model_config, build_module, build_tokenizer, load_weights
+from lit_illada.config_checks import ConfigError, check_train_config
+from lit_illada.loggers import build_loggers
+from lit_illada.memory import available_memory, estimate_training_memory, fmt_bytes
+from lit_illada.module import DiffusionLM, NonFiniteLossError
+from lit_illada.run_record import RunRecord
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    objective = cfg.objective._target_.rsplit(".", 1)[-1].removesuffix("Objective").lower()
+    return f"{cfg.model.name}-{objective}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def check_memory(cfg: DictConfig, model_config) -> None:
+    """Refuse a run this machine cannot hold, before a single weight is allocated."""
+    if cfg.allow_large:
+        return
+    half = any(tag in str(cfg.trainer.get("precision", "32")) for tag in ("16", "bf16"))
+    estimate = estimate_training_memory(
+        model_config, cfg.data.batch_size, cfg.data.seq_len, activation_bytes=2 if half else 4
+    )
+    have, where = available_memory(cfg.trainer.get("accelerator", "cpu"))
+    if estimate.per_device <= 0.9 * have:
+        return
+    raise ConfigError(
+        f"model={model_config.name} has {estimate.params:,} parameters. Training it needs about "
+        f"{fmt_bytes(estimate.per_device)} per device ({fmt_bytes(estimate.weights_grads_optimizer)} "
+        f"for fp32 weights, gradients and AdamW state, plus {fmt_bytes(estimate.activations)} of "
+        f"activations at batch {cfg.data.batch_size} x {cfg.data.seq_len}), but this machine has "
+        f"{where}. Use model=tiny or model=small here, or run on a GPU node with trainer=fsdp so "
+        f"the state is sharded (e.g. 8 x 80 GB for illada_8b). Pass allow_large=true to skip this check."
+    )
+
+
+def build_callbacks(cfg: DictConfig, record: RunRecord) -> tuple[ModelCheckpoint, list]:
+    checkpoint = ModelCheckpoint(
+        dirpath=record.checkpoints,
+        filename="best",
+        monitor="val/nll",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    callbacks = [checkpoint]
+    if cfg.ema_decay is not None:
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
+    return checkpoint, callbacks
+
+
+def write_samples(module: DiffusionLM, datamodule, tokenizer, cfg: DictConfig, record: RunRecord) -> list[dict]:
+    """Continue a few held-out prompts with the configured sampler; print and record them."""
+    if cfg.num_samples <= 0 or module.sampler is None:
+        return []
+    batch = next(iter(datamodule.val_dataloader()))
+    rows = []
+    for ids in batch["input_ids"][: cfg.num_samples]:
+        prompt = ids[: cfg.sample_prompt_length][None]
+        result = module.generate(prompt, generator=torch.Generator(module.device).manual_seed(cfg.seed))
+        truth = ids[cfg.sample_prompt_length : cfg.sample_prompt_length + module.sampler.gen_length]
+        rows.append(
+            {
+                "prompt": tokenizer.decode(prompt[0].tolist()),
+                "completion": tokenizer.decode(result.generated[0].tolist()),
+                "reference": tokenizer.decode(truth.tolist()),
+                "sampler": type(module.sampler).__name__,
+                "nfe": result.nfe,
+                "seconds": round(result.seconds, 4),
+                "tokens_per_s": round(result.tokens_per_second, 1),
+            }
+        )
+    record.write_samples(rows)
+    return rows
+
+
+def summarize(trainer: L.Trainer, module: DiffusionLM, checkpoint: ModelCheckpoint, started: float) -> dict:
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k}
+    summary = {
+        **metrics,
+        "params": module.net.num_params(),
+        "step": trainer.global_step,
+        "train/tokens_per_s": module.train_tokens / max(module.train_seconds, 1e-9),
+        "wall_seconds": round(time.time() - started, 1),
+        "status": "finished",
+    }
+    if checkpoint.best_model_score is not None:
+        summary["best/val/nll"] = float(checkpoint.best_model_score)
+    return summary
+
+
+def run(cfg: DictConfig) -> dict:
+    started = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    with open_dict(cfg):
+        cfg.name = cfg.name or default_run_name(cfg)
+    record = RunRecord(Path(cfg.runs_root) / cfg.name)
+
+    tokenizer = build_tokenizer(cfg)
+    check_train_config(cfg, tokenizer.vocab_size, tokenizer.mask_id)
+    model_config = build_model_config(cfg)
+    check_memory(cfg, model_config)
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    record.create().write_config(cfg)
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    module = build_module(cfg, tokenizer, model_config)
+    resume_from = record.last_checkpoint
+    if resume_from is None and cfg.init_from:
+        load_weights(module, cfg.init_from)
+
+    checkpoint, callbacks = build_callbacks(cfg, record)
+    loggers = build_loggers(cfg, cfg.name, record.root, job_type=cfg.stage_name)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(record.root)
+    )
+    print(f"run {cfg.name}: {module.net.num_params():,} parameters -> {record.root}/", flush=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    except NonFiniteLossError as err:
+        record.write_summary({**summarize(trainer, module, checkpoint, started), "status": "failed", "error": str(err)})
+        raise SystemExit(f"error: {err}") from None
+
+    summary = summarize(trainer, module, checkpoint, started)
+    samples = write_samples(module, datamodule, tokenizer, cfg, record)
+    record.write_summary(summary)
+    if record.metrics_csv.exists():
+        from analysis import load_metrics  # noqa: PLC0415
+        from analysis.figures import plot_loss_curves  # noqa: PLC0415
+
+        plot_loss_curves(load_metrics(record.root), record.loss_curve_png, title=cfg.name)
+    report(summary, samples, record)
+    return summary
+
+
+def report(summary: dict, samples: list[dict], record: RunRecord) -> None:
+    for i, row in enumerate(samples):
+        print(f"\n--- sample {i} ({row['sampler']}, NFE {row['nfe']}, {row['tokens_per_s']} tok/s) ---")
+        print(f"{row['prompt']}\033[1m{row['completion']}\033[0m")
+    keys = ("val/nll", "val/bpb", "best/val/nll", "train/tokens_per_s", "params", "step", "wall_seconds")
+    print("\nsummary:", json.dumps({k: summary[k] for k in keys if k in summary}))
+    print(f"run record: {record.root}/ (config.yaml, metrics.csv, summary.json, checkpoints/, samples.jsonl, loss_curve.png)")
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
