@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import lit_illada.resolvers  # noqa: F401 - registers the resolvers conf/ uses
 from lit_illada.model import ModelConfig
 from lit_illada.module import DiffusionLM
 
@@ -76,3 +77,12 @@ def load_weights(module: DiffusionLM, checkpoint_path: str | Path) -> None:
             f"(checkpoint vs this run: {diff}); pass the same model= preset"
         )
     module.net.load_state_dict(weights)
+
+
+def load_model_preset(name: str) -> ModelConfig:
+    """A ``conf/model/<name>.yaml`` preset without composing a whole run config."""
+    path = CONF_DIR / "model" / f"{name}.yaml"
+    if not path.exists():
+        options = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ValueError(f"model={name!r} is not a preset; choose one of {options}")
+    return instantiate(OmegaConf.load(path))

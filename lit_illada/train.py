@@ -41,7 +41,12 @@ def check_memory(cfg: DictConfig, model_config) -> None:
     estimate = estimate_training_memory(
         model_config, cfg.data.batch_size, cfg.data.seq_len, activation_bytes=2 if half else 4
     )
-    have, where = available_memory(cfg.trainer.get("accelerator", "cpu"))
+    accelerator = cfg.trainer.get("accelerator", "cpu")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but no CUDA device is visible; use trainer=cpu here"
+        )
+    have, where = available_memory(accelerator)
     if estimate.per_device <= 0.9 * have:
         return
     raise ConfigError(
