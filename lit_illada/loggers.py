@@ -7,7 +7,11 @@ import netrc
 import os
 from pathlib import Path
 
-from lightning.pytorch.loggers import CSVLogger, Logger
+import csv
+from typing import Any
+
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -28,11 +32,81 @@ def stable_run_id(name: str) -> str:
     return hashlib.sha1(name.encode()).hexdigest()[:16]
 
 
+class MetricsCSVLogger(Logger):
+    """The run record's metrics.csv: one row per logged step, appended across resumes.
+
+    Lightning's CSVLogger deletes an existing metrics.csv when it starts, which would wipe
+    the history of a resumed run; this one keeps it and widens the header when new metric
+    names appear.
+    """
+
+    def __init__(self, path: str | Path, flush_every: int = 50) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.flush_every = flush_every
+        self._rows: list[dict[str, Any]] = []
+        self._columns: list[str] = self._existing_columns()
+
+    @property
+    def name(self) -> str:
+        return "metrics_csv"
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    @property
+    def save_dir(self) -> str:
+        return str(self.path.parent)
+
+    def _existing_columns(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        with self.path.open(newline="") as handle:
+            return next(csv.reader(handle), [])
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass  # the resolved config is written to config.yaml
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        row = {"step": step, **{k: float(v) for k, v in metrics.items() if k != "epoch"}}
+        self._rows.append(row)
+        if len(self._rows) >= self.flush_every:
+            self.save()
+
+    @rank_zero_only
+    def save(self) -> None:
+        if not self._rows:
+            return
+        new = [key for row in self._rows for key in row if key not in self._columns]
+        columns = self._columns + sorted(set(new), key=new.index)
+        if columns != self._columns and self.path.exists():
+            with self.path.open(newline="") as handle:
+                old_rows = list(csv.DictReader(handle))
+            self._write(columns, old_rows + self._rows, mode="w")
+        else:
+            self._write(columns, self._rows, mode="a" if self.path.exists() else "w")
+        self._columns = columns
+        self._rows = []
+
+    def _write(self, columns: list[str], rows: list[dict[str, Any]], mode: str) -> None:
+        with self.path.open(mode, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            if mode == "w":
+                writer.writeheader()
+            writer.writerows(rows)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.save()
+
+
 def build_loggers(cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> list[Logger]:
     loggers: list[Logger] = []
     if cfg.logger.get("csv", False):
-        # name="" and version="" put metrics.csv directly in the run directory.
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="", version=""))
+        loggers.append(MetricsCSVLogger(run_dir / "metrics.csv"))
     wandb_cfg = cfg.logger.get("wandb")
     if wandb_cfg is not None:
         loggers.append(_wandb_logger(wandb_cfg, cfg, name, run_dir, job_type))

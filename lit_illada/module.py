@@ -50,6 +50,7 @@ class DiffusionLM(L.LightningModule):
         self._step_started = 0.0
         self.train_tokens = 0
         self.train_seconds = 0.0
+        self.last_validated_step = -1
 
     # ----------------------------------------------------------------- steps
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -106,6 +107,7 @@ class DiffusionLM(L.LightningModule):
         self.log("val_nll", nll, prog_bar=True, logger=False)
         for metric in (self.val_loss, self.val_nll, self.val_acc):
             metric.reset()
+        self.last_validated_step = self.global_step
 
     def _time_from_uniform(self, u: torch.Tensor) -> torch.Tensor:
         noise = getattr(self.objective, "noise", None)

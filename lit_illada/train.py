@@ -16,6 +16,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -57,6 +58,17 @@ def check_memory(cfg: DictConfig, model_config) -> None:
         f"{where}. Use model=tiny or model=small here, or run on a GPU node with trainer=fsdp so "
         f"the state is sharded (e.g. 8 x 80 GB for illada_8b). Pass allow_large=true to skip this check."
     )
+
+
+def prepare_data(cfg: DictConfig, tokenizer):
+    """Read (or load from cache) the data now, so an empty corpus fails before the model is built."""
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    try:
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    except (ValueError, FileNotFoundError) as err:
+        raise ConfigError(str(err)) from err
+    return datamodule
 
 
 def build_callbacks(cfg: DictConfig, record: RunRecord) -> tuple[ModelCheckpoint, list]:
@@ -125,12 +137,14 @@ def run(cfg: DictConfig) -> dict:
 
     tokenizer = build_tokenizer(cfg)
     check_train_config(cfg, tokenizer.vocab_size, tokenizer.mask_id)
+    if cfg.get("sampler") is not None:
+        cfg.sampler.mask_id = tokenizer.mask_id  # the sampler's ??? comes from the tokenizer
     model_config = build_model_config(cfg)
     check_memory(cfg, model_config)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     record.create().write_config(cfg)
-    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    datamodule = prepare_data(cfg, tokenizer)
     module = build_module(cfg, tokenizer, model_config)
     resume_from = record.last_checkpoint
     if resume_from is None and cfg.init_from:
@@ -148,6 +162,10 @@ def run(cfg: DictConfig) -> dict:
         record.write_summary({**summarize(trainer, module, checkpoint, started), "status": "failed", "error": str(err)})
         raise SystemExit(f"error: {err}") from None
 
+    if module.last_validated_step != trainer.global_step:
+        # Stopped between validations (max_time, or max_steps not a multiple of the interval):
+        # the summary must describe the final weights.
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     summary = summarize(trainer, module, checkpoint, started)
     samples = write_samples(module, datamodule, tokenizer, cfg, record)
     record.write_summary(summary)
@@ -175,6 +193,9 @@ def main(cfg: DictConfig) -> None:
         run(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except InstantiationException as err:  # a component rejected its arguments
+        print(f"error: {err.__cause__ or err}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

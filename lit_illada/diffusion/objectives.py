@@ -24,11 +24,11 @@ class ObjectiveOutput:
     loss: torch.Tensor  # what is minimized (training weighting)
     nll: torch.Tensor  # NLL bound per eligible token, in nats (exact NLL for AR)
     n_predicted: int  # positions where a loss is taken (masked, or next-token targets)
-    n_correct: int  # argmax hits among those
+    n_correct: torch.Tensor  # argmax hits among those (a tensor: no device sync per step)
     n_tokens: int  # tokens that went through the backbone
 
     @property
-    def accuracy(self) -> float:
+    def accuracy(self) -> torch.Tensor:
         return self.n_correct / max(self.n_predicted, 1)
 
 
@@ -124,7 +124,7 @@ class DiffusionObjective(Objective):
             loss=self._reduce(ce * train_w, masked, eligible),
             nll=self._reduce(ce.detach() * elbo_w, masked, eligible),
             n_predicted=int(targets.numel()),
-            n_correct=int((logits.argmax(-1) == targets).sum()),
+            n_correct=(logits.detach().argmax(-1) == targets).sum(),
             n_tokens=B * L,
         )
 
@@ -176,7 +176,7 @@ class AutoregressiveObjective(Objective):
             loss=loss,
             nll=loss.detach(),
             n_predicted=int(targets.numel()),
-            n_correct=int((logits.argmax(-1) == targets).sum()),
+            n_correct=(logits.detach().argmax(-1) == targets).sum(),
             n_tokens=B * L,
         )
 

@@ -1,0 +1,224 @@
+"""End-to-end training runs on the embedded stdlib corpus, small enough for CI."""
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from lit_illada.builder import CONF_DIR
+from lit_illada.config_checks import ConfigError
+from lit_illada.diffusion import ElboWeighting
+from lit_illada.train import run
+
+pytestmark = pytest.mark.slow
+
+FAST = [
+    "model.n_layers=2",
+    "model.d_model=64",
+    "model.n_heads=2",
+    "model.n_kv_heads=2",
+    "model.ffn_hidden=128",
+    "data.seq_len=64",
+    "data.batch_size=8",
+    "data.val_batches=2",
+    "trainer.precision=32-true",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "sampler.gen_length=16",
+    "sampler.block_length=8",
+    "sampler.steps=16",
+    "sample_prompt_length=16",
+    "num_samples=2",
+    "logger=csv",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("token_cache")
+
+
+def train(tmp_path, cache_dir, *overrides, name="run"):
+    cache_key = "data.source.cache_dir" if "stage=sft" in overrides else "data.cache_dir"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=[*FAST, f"runs_root={tmp_path}", f"name={name}", f"{cache_key}={cache_dir}", *overrides],
+        )
+    return run(cfg)
+
+
+def test_default_objective_learns_and_writes_the_run_record(tmp_path, cache_dir):
+    summary = train(tmp_path, cache_dir, "trainer.max_steps=60", "trainer.val_check_interval=10", "optim.lr=3e-3")
+    record = tmp_path / "run"
+    metrics = pd.read_csv(record / "metrics.csv")
+    val = metrics.dropna(subset=["val/nll"])
+    assert len(val) == 6
+    # Validation loss falls, and lands well below the uniform-guess bound ln(260) = 5.56 nats.
+    assert val["val/nll"].iloc[-1] < val["val/nll"].iloc[0] - 0.3
+    assert summary["val/nll"] == pytest.approx(val["val/nll"].iloc[-1], rel=1e-6)
+    assert summary["val/bpb"] == pytest.approx(summary["val/nll"] / math.log(2))
+    assert summary["params"] > 0 and summary["train/tokens_per_s"] > 0 and summary["step"] == 60
+    assert {"step", "train/loss", "val/loss", "val/nll", "lr"} <= set(metrics.columns)
+    assert json.loads((record / "summary.json").read_text())["val/nll"] == summary["val/nll"]
+    assert (record / "checkpoints" / "last.ckpt").exists() and (record / "checkpoints" / "best.ckpt").exists()
+    assert (record / "loss_curve.png").stat().st_size > 10_000
+    samples = [json.loads(line) for line in (record / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 and all(s["nfe"] == 16 and s["completion"] for s in samples)
+    config = (record / "config.yaml").read_text()
+    assert "d_model: 64" in config and "???" not in config
+
+
+def test_validation_number_is_reproducible(tmp_path, cache_dir):
+    a = train(tmp_path, cache_dir, "trainer.max_steps=5", "trainer.val_check_interval=5", name="a")
+    b = train(tmp_path, cache_dir, "trainer.max_steps=5", "trainer.val_check_interval=5", name="b")
+    assert a["val/nll"] == b["val/nll"]
+
+
+def test_autoregressive_baseline_trains_on_the_same_backbone(tmp_path, cache_dir):
+    summary = train(tmp_path, cache_dir, "objective=autoregressive", "trainer.max_steps=30", "trainer.val_check_interval=10")
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["val/nll"])
+    assert metrics["val/nll"].iloc[-1] < metrics["val/nll"].iloc[0]
+    assert summary["val/nll"] < math.log(260)
+
+
+def test_sft_fine_tunes_from_a_base_checkpoint(tmp_path, cache_dir):
+    train(tmp_path, cache_dir, "trainer.max_steps=10", "trainer.val_check_interval=10", name="base")
+    base = tmp_path / "base" / "checkpoints" / "last.ckpt"
+    summary = train(
+        tmp_path, cache_dir, "stage=sft", f"init_from={base}", "data.seq_len=256", "data.batch_size=4",
+        "trainer.max_steps=6", "trainer.val_check_interval=3", "data.val_batches=1", name="sft",
+    )
+    assert summary["step"] == 6 and math.isfinite(summary["val/nll"])
+    config = (tmp_path / "sft" / "config.yaml").read_text()
+    assert "ResponseOnly" in config and "answer_length" in config
+
+
+def test_sft_from_a_checkpoint_of_another_model_is_refused(tmp_path, cache_dir):
+    train(tmp_path, cache_dir, "trainer.max_steps=2", "trainer.val_check_interval=2", name="base")
+    base = tmp_path / "base" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ValueError, match="different model config"):
+        train(tmp_path, cache_dir, "stage=sft", f"init_from={base}", "model.d_model=32", name="sft")
+
+
+class PoisonedWeighting(ElboWeighting):
+    """A real weighting component that turns non-finite at step ``after`` (simulates divergence)."""
+
+    calls = 0
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+
+    def __call__(self, t, schedule):
+        PoisonedWeighting.calls += 1
+        w = super().__call__(t, schedule)
+        return w * float("nan") if PoisonedWeighting.calls > self.after else w
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, cache_dir):
+    PoisonedWeighting.calls = 0
+    with pytest.raises(SystemExit, match="loss became nan at step 14"):
+        train(
+            tmp_path, cache_dir, "trainer.max_steps=30", "trainer.val_check_interval=5", "data.val_batches=1",
+            f"weighting._target_={__name__}.PoisonedWeighting", "+weighting.after=16",
+        )
+    # Calls 1..16 are 14 training steps (0-13) and 2 one-batch validations (after steps 4 and 9);
+    # call 17 is step 14. The last checkpoint was written at the validation after step 9.
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] == 10
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "nan" in summary["error"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lr=-0.1", "optim.lr=-0.1: must be > 0"),
+        ("optim.lr=fast", "optim.lr='fast': expected a number"),
+        ("data.seq_len=2048", "data.seq_len=2048 exceeds model.max_seq_len=1024"),
+        ("model.vocab_size=200", "model.vocab_size=200 is smaller than the tokenizer's vocabulary (260)"),
+        ("data.batch_size=0", "data.batch_size=0: expected a positive integer"),
+        ("trainer.max_steps=ten", "trainer.max_steps='ten'"),
+    ],
+)
+def test_bad_values_are_rejected_at_start_up_with_the_key_named(tmp_path, cache_dir, override, message):
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train(tmp_path, cache_dir, override)
+    assert time.perf_counter() - started < 5
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing was written
+
+
+def test_empty_corpus_gives_a_clear_error(tmp_path, cache_dir):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="(?i)empty|no documents"):
+        train(tmp_path, cache_dir, "data=text", f"data.corpus.paths=[{empty}]")
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "lit_illada.train", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_headline_8b_command_refuses_quickly_without_allocating(tmp_path):
+    started = time.perf_counter()
+    proc = run_cli("model=illada_8b", "sampler=confidence", f"runs_root={tmp_path}", "logger=none")
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "7,615,025,152 parameters" in proc.stderr
+    assert "GiB" in proc.stderr and "model=tiny" in proc.stderr and "trainer=fsdp" in proc.stderr
+    assert elapsed < 30  # interpreter start + imports; the check itself allocates nothing
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_group_option_on_the_command_line_lists_the_choices(tmp_path):
+    proc = run_cli("sampler=fastest", f"runs_root={tmp_path}")
+    assert proc.returncode != 0
+    assert "Could not find 'sampler/fastest'" in proc.stderr and "confidence" in proc.stderr
+
+
+def test_same_name_resumes_from_the_last_checkpoint_and_keeps_the_metrics(tmp_path, cache_dir):
+    train(tmp_path, cache_dir, "trainer.max_steps=10", "trainer.val_check_interval=5", name="r")
+    summary = train(tmp_path, cache_dir, "trainer.max_steps=20", "trainer.val_check_interval=5", name="r")
+    assert summary["step"] == 20
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    train_steps = metrics.dropna(subset=["train/loss"])["step"]
+    assert train_steps.min() < 10 < train_steps.max()  # rows from both invocations
+    assert metrics.dropna(subset=["val/nll"])["step"].tolist() == [4, 9, 14, 19]
+
+
+def test_ema_weights_are_used_when_configured(tmp_path, cache_dir):
+    summary = train(tmp_path, cache_dir, "ema_decay=0.9", "trainer.max_steps=10", "trainer.val_check_interval=5")
+    assert math.isfinite(summary["val/nll"])
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert any("EMAWeightAveraging" in key for key in state["callbacks"])
+
+
+def test_wandb_logger_writes_an_offline_run_without_a_key(tmp_path, cache_dir, monkeypatch):
+    # No W&B server is reachable here: the run must go offline on its own, not fail or hang.
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc key either
+    train(tmp_path, cache_dir, "logger=wandb", "trainer.max_steps=4", "trainer.val_check_interval=2", name="wb")
+    runs = list((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb"))
+    assert (tmp_path / "wb" / "metrics.csv").exists()  # the run record is written as well
+
+
+def test_summary_describes_the_final_weights_when_training_stops_between_validations(tmp_path, cache_dir):
+    summary = train(tmp_path, cache_dir, "trainer.max_steps=7", "trainer.val_check_interval=5")
+    val = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["val/nll"])
+    assert len(val) == 2  # after step 5, and a final one after step 7
+    assert summary["val/nll"] == pytest.approx(val["val/nll"].iloc[-1], rel=1e-6)
+    assert summary["step"] == 7
