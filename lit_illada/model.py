@@ -8,6 +8,7 @@ autoregressive baseline objective. Plain PyTorch: no Lightning, no Hydra.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -94,6 +95,47 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (x.float() * cos + rotated.float() * sin).to(x.dtype)
 
 
+KVHook = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class KVCache:
+    """Keys and values (after RoPE) of every layer for a whole sequence: (B, Hkv, S, D) each.
+
+    Diffusion decoding is bidirectional, so a cache is an approximation (Fast-dLLM): keys of
+    tokens outside the window being decoded are reused from the last full forward, even
+    though those tokens would attend to a slightly different context now.
+    """
+
+    def __init__(self, n_layers: int) -> None:
+        self.keys: list[torch.Tensor | None] = [None] * n_layers
+        self.values: list[torch.Tensor | None] = [None] * n_layers
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+
+    def store(self, layer: int) -> KVHook:
+        """Hook for a full forward: remember this layer's keys/values, attend as usual."""
+
+        def hook(k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            self.keys[layer], self.values[layer] = k, v
+            return k, v
+
+        return hook
+
+    def splice(self, layer: int, start: int) -> KVHook:
+        """Hook for a window forward: fresh keys/values at [start, start + w), cached elsewhere."""
+
+        def hook(k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            end = start + k.shape[2]
+            cached_k, cached_v = self.keys[layer], self.values[layer]
+            k = torch.cat([cached_k[:, :, :start], k, cached_k[:, :, end:]], dim=2)
+            v = torch.cat([cached_v[:, :, :start], v, cached_v[:, :, end:]], dim=2)
+            return k, v
+
+        return hook
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -104,12 +146,16 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.attn_out = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool, kv_hook: KVHook | None = None
+    ) -> torch.Tensor:
         B, L, _ = x.shape
         q = self.q_proj(x).view(B, L, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, L, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, L, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if kv_hook is not None:  # KV cache: store these keys/values, or splice them into cached ones
+            k, v = kv_hook(k, v)
         out = attention(self.backend, q, k, v, causal=causal)  # (B, H, L, D)
         return self.attn_out(out.transpose(1, 2).reshape(B, L, -1))
 
@@ -133,8 +179,10 @@ class Block(nn.Module):
         self.ff_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin, causal)
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool, kv_hook: KVHook | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, causal, kv_hook)
         return x + self.mlp(self.ff_norm(x))
 
 
@@ -184,17 +232,39 @@ class Transformer(nn.Module):
             self._rope_cache = cache
         return cache[0][:seq_len], cache[1][:seq_len]
 
-    def hidden_states(self, input_ids: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        seq_len = input_ids.shape[1]
-        if seq_len > self.config.max_seq_len:
-            raise ValueError(
-                f"sequence length {seq_len} exceeds model.max_seq_len={self.config.max_seq_len}"
-            )
-        cos, sin = self._rope(seq_len, input_ids.device)
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor,
+        causal: bool = False,
+        start: int = 0,
+        kv_hooks: list[KVHook] | None = None,
+    ) -> torch.Tensor:
+        """Final hidden states of ``input_ids``, which sit at positions [start, start + L)."""
+        end = start + input_ids.shape[1]
+        if end > self.config.max_seq_len:
+            raise ValueError(f"sequence length {end} exceeds model.max_seq_len={self.config.max_seq_len}")
+        cos, sin = self._rope(end, input_ids.device)
+        cos, sin = cos[start:end], sin[start:end]
         x = self.wte(input_ids)
-        for block in self.blocks:
-            x = block(x, cos, sin, causal)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, causal, kv_hooks[i] if kv_hooks else None)
         return self.ln_f(x)
+
+    def prefill(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+        """Full bidirectional forward that also returns every layer's keys and values."""
+        cache = KVCache(self.config.n_layers)
+        hooks = [cache.store(i) for i in range(self.config.n_layers)]
+        return self.lm_head(self.hidden_states(input_ids, kv_hooks=hooks)), cache
+
+    def forward_window(self, window_ids: torch.Tensor, start: int, cache: KVCache) -> torch.Tensor:
+        """Logits for the tokens at [start, start + w) only, attending to ``cache`` elsewhere.
+
+        Costs O(w · S) attention and O(w) everything else, instead of a full forward.
+        """
+        if start + window_ids.shape[1] > cache.length:
+            raise ValueError(f"window [{start}, {start + window_ids.shape[1]}) exceeds the cached length {cache.length}")
+        hooks = [cache.splice(i, start) for i in range(self.config.n_layers)]
+        return self.lm_head(self.hidden_states(window_ids, start=start, kv_hooks=hooks))
 
     def forward(
         self,

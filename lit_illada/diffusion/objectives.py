@@ -129,8 +129,12 @@ class DiffusionObjective(Objective):
         )
 
     def generate(self, model, prompt: torch.Tensor, sampler, generator: torch.Generator | None = None):
-        """Denoise ``sampler.gen_length`` masks after ``prompt`` with the configured policy."""
-        return sampler.generate(lambda ids: model(ids), prompt, generator=generator)
+        """Denoise ``sampler.gen_length`` masks after ``prompt`` with the configured policy.
+
+        The model itself is the denoiser (ids -> logits), so a KV-cached policy can use its
+        ``prefill`` / ``forward_window``.
+        """
+        return sampler.generate(model, prompt, generator=generator)
 
 
 class AutoregressiveObjective(Objective):

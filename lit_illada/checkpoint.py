@@ -1,0 +1,58 @@
+"""Load what training wrote, without Hydra composition or Lightning: a model ready to sample.
+
+A training checkpoint carries its model config and resolved run config (see
+``DiffusionLM.on_save_checkpoint``), so the backbone, tokenizer and objective can be rebuilt
+from the file alone. Loading uses ``weights_only=True``: no pickled code ever runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lit_illada.model import ModelConfig, Transformer
+
+
+@dataclass
+class LoadedCheckpoint:
+    net: Transformer
+    tokenizer: object
+    objective: object
+    run_config: DictConfig
+    path: Path
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """A .ckpt file, or a run directory (its best, else last, checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.ckpt", path / "checkpoints" / "last.ckpt", path / "best.ckpt", path / "last.ckpt"):
+            if candidate.exists():
+                return candidate
+        raise FileNotFoundError(f"ckpt={path}: a directory without checkpoints/best.ckpt or checkpoints/last.ckpt")
+    if not path.exists():
+        raise FileNotFoundError(f"ckpt={path}: no such file or run directory")
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> LoadedCheckpoint:
+    from lit_illada.builder import build_objective  # noqa: PLC0415 - avoids a Lightning import cycle
+    from hydra.utils import instantiate  # noqa: PLC0415
+
+    path = resolve_checkpoint_path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, not a checkpoint, or unsafe pickle
+        raise ValueError(f"ckpt={path}: cannot be read as a lit_illada checkpoint ({type(err).__name__}: {err})") from err
+    meta = state.get("lit_illada") if isinstance(state, dict) else None
+    if meta is None:
+        raise ValueError(f"ckpt={path}: not written by lit_illada training (no 'lit_illada' metadata)")
+    run_config = OmegaConf.create(meta["run_config"])
+    net = Transformer(ModelConfig(**meta["model_config"]))
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")})
+    net = net.to(device=device, dtype=dtype).eval()
+    tokenizer = instantiate(run_config.tokenizer)
+    return LoadedCheckpoint(net, tokenizer, build_objective(run_config, tokenizer), run_config, path)
