@@ -50,6 +50,12 @@ def _tiny_hf_tokenizer(tmp: Path) -> Path:
     return path
 
 
+TRAIN_DEFAULTS = {
+    next(iter(entry)).removeprefix("optional ") for entry in OmegaConf.load(CONF_DIR / "train.yaml").defaults
+    if isinstance(entry, dict) or OmegaConf.is_dict(entry)
+}
+
+
 def compose_train(overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
@@ -62,7 +68,9 @@ def test_every_group_has_options():
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_instantiates(group, option, tmp_path):
-    overrides = [f"{group}={option}"] + REQUIRED_VALUES.get((group, option), lambda _: [])(tmp_path)
+    # Groups that train.yaml does not list (e.g. scoring, used by evaluation) are appended.
+    prefix = "" if group in TRAIN_DEFAULTS else "+"
+    overrides = [f"{prefix}{group}={option}"] + REQUIRED_VALUES.get((group, option), lambda _: [])(tmp_path)
     cfg = compose_train(overrides)
     OmegaConf.resolve(cfg)  # every interpolation resolves
     tokenizer = build_tokenizer(cfg)
@@ -71,6 +79,9 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
         assert objective.mask_id == tokenizer.mask_id
     elif group == "sampler":
         assert build_sampler(cfg, tokenizer).mask_id == tokenizer.mask_id
+    elif group == "scoring":
+        scorer = instantiate(cfg.scoring, mask_id=tokenizer.mask_id)
+        assert scorer.mask_id == tokenizer.mask_id
     elif group == "model":
         config = instantiate(cfg.model)
         assert config.name == option
