@@ -37,8 +37,18 @@ def build_objective(cfg: DictConfig, tokenizer):
     )
 
 
+def fill_token_ids(sampler_cfg: DictConfig, tokenizer) -> None:
+    """The sampler's mask id (``???`` in its yaml) and a missing eos id come from the tokenizer."""
+    sampler_cfg.mask_id = tokenizer.mask_id
+    if "eos_id" in sampler_cfg and sampler_cfg.eos_id is None:
+        sampler_cfg.eos_id = tokenizer.eos_id
+
+
 def build_sampler(cfg: DictConfig, tokenizer):
-    return instantiate(cfg.sampler, mask_id=tokenizer.mask_id) if cfg.get("sampler") else None
+    if not cfg.get("sampler"):
+        return None
+    fill_token_ids(cfg.sampler, tokenizer)
+    return instantiate(cfg.sampler)
 
 
 def build_module(cfg: DictConfig, tokenizer, model_config: ModelConfig | None = None) -> DiffusionLM:

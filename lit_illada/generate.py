@@ -99,7 +99,7 @@ def generate_all(cfg: DictConfig, loaded: LoadedCheckpoint, rows: list[dict], de
                 "batch_seconds": round(out.seconds, 4),
                 "tokens_per_s": round(out.tokens_per_second, 2),
                 "tokens_per_forward": round(out.tokens_per_forward, 3),
-                "sampler": type(sampler).__name__,
+                "sampler": repr(sampler),
             }
     return results
 
@@ -128,7 +128,7 @@ def run(cfg: DictConfig) -> list[dict]:
     else:
         row = results[0]
         print(row["prompt"] + row["completion"])
-        print(f"[{row['sampler']}: NFE {row['nfe']}, {row['seconds']:.3f} s, {row['tokens_per_s']:.1f} tok/s, "
+        print(f"[NFE {row['nfe']}, {row['seconds']:.3f} s, {row['tokens_per_s']:.1f} tok/s, "
               f"{row['tokens_per_forward']:.2f} tok/forward]", file=sys.stderr)
     return results
 

@@ -21,7 +21,14 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lit_illada.builder import CONF_DIR, build_model_config, build_module, build_tokenizer, load_weights
+from lit_illada.builder import (
+    CONF_DIR,
+    build_model_config,
+    build_module,
+    build_tokenizer,
+    fill_token_ids,
+    load_weights,
+)
 from lit_illada.config_checks import ConfigError, check_train_config
 from lit_illada.loggers import build_loggers
 from lit_illada.memory import available_memory, estimate_training_memory, fmt_bytes
@@ -102,7 +109,7 @@ def write_samples(module: DiffusionLM, datamodule, tokenizer, cfg: DictConfig, r
                 "prompt": tokenizer.decode(prompt[0].tolist()),
                 "completion": tokenizer.decode(result.generated[0].tolist()),
                 "reference": tokenizer.decode(truth.tolist()),
-                "sampler": type(module.sampler).__name__,
+                "sampler": repr(module.sampler),
                 "nfe": result.nfe,
                 "seconds": round(result.seconds, 4),
                 "tokens_per_s": round(result.tokens_per_second, 1),
@@ -138,7 +145,7 @@ def run(cfg: DictConfig) -> dict:
     tokenizer = build_tokenizer(cfg)
     check_train_config(cfg, tokenizer.vocab_size, tokenizer.mask_id)
     if cfg.get("sampler") is not None:
-        cfg.sampler.mask_id = tokenizer.mask_id  # the sampler's ??? comes from the tokenizer
+        fill_token_ids(cfg.sampler, tokenizer)  # so config.yaml records the ids actually used
     model_config = build_model_config(cfg)
     check_memory(cfg, model_config)
 
@@ -180,7 +187,7 @@ def run(cfg: DictConfig) -> dict:
 
 def report(summary: dict, samples: list[dict], record: RunRecord) -> None:
     for i, row in enumerate(samples):
-        print(f"\n--- sample {i} ({row['sampler']}, NFE {row['nfe']}, {row['tokens_per_s']} tok/s) ---")
+        print(f"\n--- sample {i} (NFE {row['nfe']}, {row['tokens_per_s']} tok/s) ---")
         print(f"{row['prompt']}\033[1m{row['completion']}\033[0m")
     keys = ("val/nll", "val/bpb", "best/val/nll", "train/tokens_per_s", "params", "step", "wall_seconds")
     print("\nsummary:", json.dumps({k: summary[k] for k in keys if k in summary}))

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from lit_illada.sampling import ConfidenceSampler, RandomSampler, Sampler, SampleResult
+from lit_illada.sampling import ConfidenceSampler, Sampler, SampleResult
 
 VOCAB = 48
 MASK_ID = 47
@@ -127,7 +127,7 @@ def make_prompt(batch: int, length: int, seed: int) -> torch.Tensor:
     return torch.randint(0, MASK_ID, (batch, length), generator=g)
 
 
-POLICIES = {"low_confidence": ConfidenceSampler, "random": RandomSampler}
+SCORE_OF_REMASKING = {"low_confidence": "probability", "random": "random"}  # reference name -> knob
 
 
 # ---------------------------------------------------------------------------- exactness
@@ -138,7 +138,7 @@ POLICIES = {"low_confidence": ConfidenceSampler, "random": RandomSampler}
     [(8, 8, 8, 0.0), (16, 16, 4, 0.0), (8, 16, 8, 0.0), (12, 24, 8, 1.0), (6, 24, 8, 0.5)],
 )
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
-@pytest.mark.parametrize("remasking", sorted(POLICIES))
+@pytest.mark.parametrize("remasking", sorted(SCORE_OF_REMASKING))
 def test_matches_llada_reference(
     steps, gen_length, block_length, cfg_scale, temperature, remasking
 ):
@@ -158,7 +158,7 @@ def test_matches_llada_reference(
         generator=torch.Generator().manual_seed(123),
         **knobs,
     )
-    result = POLICIES[remasking](**knobs).generate(
+    result = ConfidenceSampler(score=SCORE_OF_REMASKING[remasking], **knobs).generate(
         TinyDenoiser(seed=7), prompt, generator=torch.Generator().manual_seed(123)
     )
     assert torch.equal(result.tokens, expected)
@@ -170,7 +170,7 @@ def test_reference_outputs_differ_between_policies():
     knobs = {"steps": 8, "gen_length": 16, "block_length": 8, "mask_id": MASK_ID}
     prompt = make_prompt(batch=2, length=4, seed=0)
     confident = ConfidenceSampler(**knobs).generate(TinyDenoiser(seed=1), prompt)
-    random = RandomSampler(**knobs).generate(
+    random = ConfidenceSampler(score="random", **knobs).generate(
         TinyDenoiser(seed=1), prompt, generator=torch.Generator().manual_seed(0)
     )
     assert not torch.equal(confident.tokens, random.tokens)
@@ -219,7 +219,7 @@ def sampling_cases(draw):
     block_length = draw(st.integers(1, 6))
     num_blocks = draw(st.integers(1, 3))
     return {
-        "policy": draw(st.sampled_from([ConfidenceSampler, RandomSampler])),
+        "score": draw(st.sampled_from(["probability", "random", "margin", "entropy"])),
         "seed": draw(st.integers(0, 2**16)),
         "batch": draw(st.integers(1, 3)),
         "prompt_length": draw(st.integers(0, 6)),
@@ -243,7 +243,7 @@ def expected_commits(block_length: int, steps_per_block: int) -> list[int]:
 @given(case=sampling_cases())
 def test_sampler_invariants(case):
     knobs, batch, lp = case["knobs"], case["batch"], case["prompt_length"]
-    sampler = case["policy"](**knobs)
+    sampler = ConfidenceSampler(score=case["score"], **knobs)
     denoiser = TinyDenoiser(seed=case["seed"])
     prompt = make_prompt(batch, lp, seed=case["seed"])
     result = sampler.generate(denoiser, prompt, generator=torch.Generator().manual_seed(1))
@@ -329,14 +329,16 @@ def test_bad_denoiser_output_is_reported():
 
 def test_sampler_configs_exist():
     names = {path.stem for path in SAMPLER_CONFIGS}
-    assert {"confidence", "random"} <= names
+    expected = {"confidence", "random", "margin", "entropy", "threshold", "factor", "eb", "variable_length"}
+    assert expected <= names
 
 
 @pytest.mark.parametrize("path", SAMPLER_CONFIGS, ids=lambda p: p.stem)
 def test_sampler_config_instantiates_and_generates(path):
     config = OmegaConf.load(path)
     assert OmegaConf.is_missing(config, "mask_id"), "the caller must pass mask_id"
-    sampler = hydra.utils.instantiate(config, mask_id=MASK_ID)
+    assert config.eos_id is None, "eos_id depends on the tokenizer; the caller passes it"
+    sampler = hydra.utils.instantiate(config, mask_id=MASK_ID, eos_id=0)
     assert isinstance(sampler, Sampler)
     prompt = make_prompt(2, 4, seed=0)
     result = sampler.generate(TinyDenoiser(seed=0), prompt, torch.Generator().manual_seed(0))

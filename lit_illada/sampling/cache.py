@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-CACHE_MODES = ("none", "prefix", "dual")
+from lit_illada.sampling.sampler import CACHE_MODES
 
 
 class CachedDenoiser:

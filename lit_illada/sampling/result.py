@@ -13,13 +13,16 @@ class SampleResult:
 
     Attributes:
         tokens: ``(B, Lp + gen_length)`` ids, the prompt followed by the generated tokens.
+            Variable-length generation stops early; its rows are EOS from their first EOS
+            on, padded with EOS to ``gen_length`` so that the tensor stays rectangular.
         prompt_length: ``Lp``; ``generated`` slices the answer off with it.
         nfe: number of denoiser calls. With classifier-free guidance the conditional and
             unconditional inputs go through the denoiser as one doubled batch, and that
             call counts as **one** function evaluation (it is one forward pass in wall
             clock terms; the FLOPs double, NFE does not).
         committed_per_step: one entry per denoiser call: the number of positions written
-            at that step, **summed over the batch rows**.
+            at that step, **summed over the batch rows**. Adaptive policies write a varying
+            number; a row that has finished its block (or its answer) adds 0.
         seconds: wall-clock duration of the whole call (CUDA is synchronised first).
     """
 

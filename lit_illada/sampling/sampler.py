@@ -1,54 +1,42 @@
 """The blockwise masked-diffusion sampling loop (LLaDA's ``generate``) and its hooks.
 
-A policy is two decisions, each a hook that a small subclass overrides:
+A policy is three decisions, each a knob or a hook that a small subclass overrides:
 
-* ``confidence``: how sure the model is about each predicted token (probability of the
-  prediction, a uniform draw, later margin or negative entropy);
-* ``decode_block``: how many and which positions to commit per step. The default is the
-  LLaDA schedule (a fixed number per step, top-k by confidence); threshold or factor rules
-  override it with their own loop over the block.
+* ``score`` (knob, see ``scores.SCORES``): how sure the model is about each predicted token
+  (probability of the prediction, top-2 margin, negative entropy, a uniform draw);
+* ``decode_block`` (hook): how many and which positions to commit per step. The confidence
+  sampler follows LLaDA's fixed schedule; threshold, factor and EB rules loop until the
+  block is full;
+* ``decode`` (hook): how the answer is laid out. Here ``gen_length`` masks in fixed blocks;
+  variable-length generation appends blocks until EOS.
 
-Everything else (guidance, Gumbel-max prediction, which positions may win, bookkeeping)
-lives here once, so that every policy matches the reference wherever it does not
-deliberately differ from it.
+Everything else (guidance, logit constraints, Gumbel-max prediction, which positions may
+win, bookkeeping, the KV-cache hook) lives here once, so that every policy matches the
+reference wherever it does not deliberately differ from it.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
+from lit_illada.sampling.constraints import Constraint, NoRepeatNGram, SuppressToken
 from lit_illada.sampling.result import SampleResult
+from lit_illada.sampling.scores import SCORES
 
 Denoiser = Callable[[torch.Tensor], torch.Tensor]
-"""Any callable from ids ``(B, L)`` to logits ``(B, L, V)``: a model, an HF wrapper, a stub."""
+"""Any callable from ids ``(B, L)`` to logits ``(B, L, V)``: a model, an HF wrapper, a stub.
 
+It may also have ``start_block(start, end)``, which the sampler calls before the first
+denoiser call of every block (a KV cache refreshes there).
+"""
 
-def transfer_schedule(masked: torch.Tensor, steps: int) -> list[list[int]]:
-    """Tokens to commit at each of ``steps`` steps, per row, for a block's masked positions.
-
-    A row with ``m`` masked positions commits ``m // steps`` per step and one more in the
-    first ``m % steps`` steps (LLaDA's ``get_num_transfer_tokens``). Returned as Python
-    ints, computed once per block, so the step loop needs no device synchronisation.
-    """
-    counts = masked.sum(dim=1).tolist()
-    return [[m // steps + (1 if step < m % steps else 0) for step in range(steps)] for m in counts]
-
-
-def top_k_per_row(confidence: torch.Tensor, counts: list[int]) -> torch.Tensor:
-    """Boolean ``(B, L)`` mask of the ``counts[j]`` most confident positions of each row.
-
-    One ``torch.topk`` per row, as in the reference, so that ties break identically.
-    """
-    chosen = torch.zeros_like(confidence, dtype=torch.bool)
-    for row, k in enumerate(counts):
-        if k > 0:
-            chosen[row, torch.topk(confidence[row], k=k).indices] = True
-    return chosen
+CACHE_MODES = ("none", "prefix", "dual")
+"""Values of ``sampler.cache``; ``lit_illada.sampling.cache`` implements all but ``none``."""
 
 
 def gumbel_max_tokens(
@@ -79,21 +67,55 @@ class SamplingRun:
     committed_per_step: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Proposal:
+    """What one denoiser call suggests; the commit rule decides which part to accept.
+
+    Attributes:
+        tokens: ``(B, L)`` predicted tokens at masked positions, the current ones elsewhere.
+        confidence: ``(B, L)`` score; ``-inf`` where the position cannot be committed.
+        candidates: ``(B, L)`` positions that can be committed (masked, before the block end).
+        logits: ``(B, L, V)`` guided, constrained logits the prediction came from (the EB
+            rule needs the whole distribution).
+    """
+
+    tokens: torch.Tensor
+    confidence: torch.Tensor
+    candidates: torch.Tensor
+    logits: torch.Tensor
+
+
 class Sampler(ABC):
-    """Blockwise iterative unmasking of ``gen_length`` positions after a prompt.
+    """Iterative unmasking of an answer after a prompt, one block at a time.
 
     Args:
-        gen_length: positions generated after the prompt.
+        gen_length: positions generated after the prompt (the maximum, for variable length).
         block_length: generation proceeds left to right in blocks of this size; only the
             current block (and any still-masked position before it) can be committed.
-        steps: denoiser calls in total, split evenly over the blocks.
+        steps: denoiser calls in total for the fixed schedule (see ``ConfidenceSampler``);
+            adaptive policies, whose step count depends on the data, ignore it.
+        mask_id: id of the [MASK] token. Must not occur in prompts.
         temperature: 0 for greedy argmax; > 0 for Gumbel-max sampling at that temperature.
         cfg_scale: classifier-free guidance strength; 0 turns guidance off.
-        mask_id: id of the [MASK] token. Must not occur in prompts.
+        score: how positions are ranked, a key of ``scores.SCORES``.
+        eos_id: id of the end-of-sequence token; needed by ``suppress_eos`` and by
+            variable-length generation, optional otherwise.
+        suppress_eos: forbid EOS everywhere (its logit is ``-inf`` before the prediction and
+            every softmax), so the answer fills ``gen_length``.
+        no_repeat_ngram: ``n > 0`` bans a token wherever it would complete an n-gram that
+            the answer already contains (see ``constraints.NoRepeatNGram``); 0 is off.
+        cache: ``none``, or an approximate KV cache mode (``prefix``, ``dual``) from
+            ``lit_illada.sampling.cache``, which wraps the denoiser for the whole call.
 
     The denoiser is expected never to predict ``mask_id`` (a trained model does not); if
     it does, the position stays masked exactly as in the reference sampler.
     """
+
+    KNOBS: tuple[str, ...] = (
+        "gen_length", "block_length", "steps", "temperature", "cfg_scale", "mask_id",
+        "score", "eos_id", "suppress_eos", "no_repeat_ngram", "cache",
+    )  # fmt: skip
+    """Constructor arguments shown by ``repr``; subclasses append their own."""
 
     def __init__(
         self,
@@ -104,58 +126,62 @@ class Sampler(ABC):
         mask_id: int,
         temperature: float = 0.0,
         cfg_scale: float = 0.0,
+        score: str = "probability",
+        eos_id: int | None = None,
+        suppress_eos: bool = False,
+        no_repeat_ngram: int = 0,
+        cache: str = "none",
     ) -> None:
-        for name, value in (
-            ("gen_length", gen_length),
-            ("block_length", block_length),
-            ("steps", steps),
-        ):
-            _require_int(name, value, minimum=1)
-        _require_int("mask_id", mask_id, minimum=0)
-        _require_number("temperature", temperature)
-        _require_number("cfg_scale", cfg_scale)
+        for name, value in (("gen_length", gen_length), ("block_length", block_length), ("steps", steps)):
+            require_int(name, value, minimum=1)
+        require_int("mask_id", mask_id, minimum=0)
+        require_int("no_repeat_ngram", no_repeat_ngram, minimum=0)
+        require_number("temperature", temperature, minimum=0, why="0 is greedy")
+        require_number("cfg_scale", cfg_scale, minimum=0, why="0 turns CFG off")
+        require_choice("score", score, SCORES)
+        require_choice("cache", cache, CACHE_MODES)
+        if not isinstance(suppress_eos, bool):
+            raise TypeError(f"sampler.suppress_eos must be true or false; got {suppress_eos!r}")
+        if eos_id is not None:
+            require_int("eos_id", eos_id, minimum=0)
+            if eos_id == mask_id:
+                raise ValueError(f"sampler.eos_id={eos_id} equals sampler.mask_id; they must differ")
+        if suppress_eos and eos_id is None:
+            raise ValueError("sampler.suppress_eos=true needs sampler.eos_id (it is null); pass the EOS id")
         if gen_length % block_length != 0:
             raise ValueError(
                 f"sampler.block_length={block_length} must divide sampler.gen_length="
                 f"{gen_length}; allowed: a divisor of {gen_length}, e.g. "
-                f"{_nearby(_divisors(gen_length), block_length)}"
+                f"{nearby(divisors(gen_length), block_length)}"
             )
-        num_blocks = gen_length // block_length
-        if steps > gen_length:
-            raise ValueError(
-                f"sampler.steps={steps} exceeds sampler.gen_length={gen_length}; extra steps "
-                f"would commit nothing. Allowed: at most {gen_length}"
-            )
-        if steps % num_blocks != 0:
-            valid = list(range(num_blocks, gen_length + 1, num_blocks))
-            raise ValueError(
-                f"sampler.steps={steps} must be a multiple of the number of blocks "
-                f"(gen_length / block_length = {num_blocks}) so every block gets the same "
-                f"steps; allowed: multiples of {num_blocks} up to {gen_length}, e.g. "
-                f"{_nearby(valid, steps)}"
-            )
-        if temperature < 0:
-            raise ValueError(f"sampler.temperature={temperature} must be >= 0 (0 is greedy)")
-        if cfg_scale < 0:
-            raise ValueError(f"sampler.cfg_scale={cfg_scale} must be >= 0 (0 turns CFG off)")
         self.gen_length = gen_length
         self.block_length = block_length
         self.steps = steps
         self.mask_id = mask_id
         self.temperature = float(temperature)
         self.cfg_scale = float(cfg_scale)
+        self.score = score
+        self.eos_id = eos_id
+        self.suppress_eos = suppress_eos
+        self.no_repeat_ngram = no_repeat_ngram
+        self.cache = cache
+        self.constraints = self._constraints()
+
+    def _constraints(self) -> tuple[Constraint, ...]:
+        """The logit constraints the knobs ask for, in the order they are applied."""
+        constraints: list[Constraint] = []
+        if self.suppress_eos:
+            constraints.append(SuppressToken(self.eos_id))
+        if self.no_repeat_ngram:
+            constraints.append(NoRepeatNGram(self.no_repeat_ngram, self.mask_id, exempt=self.eos_id))
+        return tuple(constraints)
 
     @property
     def num_blocks(self) -> int:
         return self.gen_length // self.block_length
 
-    @property
-    def steps_per_block(self) -> int:
-        return self.steps // self.num_blocks
-
     def __repr__(self) -> str:
-        knobs = ("gen_length", "block_length", "steps", "temperature", "cfg_scale", "mask_id")
-        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)}' for k in knobs)})"
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.KNOBS)})"
 
     # ------------------------------------------------------------------ public entry point
 
@@ -165,7 +191,7 @@ class Sampler(ABC):
         prompt: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> SampleResult:
-        """Generate ``gen_length`` tokens after each prompt row.
+        """Generate an answer of (up to) ``gen_length`` tokens after each prompt row.
 
         Args:
             denoiser: ids ``(B, L)`` -> logits ``(B, L, V)``; called under ``no_grad``.
@@ -174,66 +200,77 @@ class Sampler(ABC):
                 ``None`` uses torch's global RNG. Must live on the prompt's device.
         """
         self._check_prompt(prompt)
-        start = time.perf_counter()
-        batch, prompt_length = prompt.shape
-        x = torch.full(
-            (batch, prompt_length + self.gen_length),
-            self.mask_id,
-            dtype=torch.long,
-            device=prompt.device,
-        )
-        x[:, :prompt_length] = prompt
-        run = SamplingRun(x=x, prompt_length=prompt_length, denoiser=denoiser, generator=generator)
+        started = time.perf_counter()
+        if self.cache != "none":
+            # Imported here: plain sampling must not depend on the cache module.
+            from lit_illada.sampling.cache import wrap_with_cache
+
+            denoiser = wrap_with_cache(denoiser, self.cache)
+        run = SamplingRun(x=prompt, prompt_length=prompt.shape[1], denoiser=denoiser, generator=generator)
         with torch.no_grad():
-            for block_start in range(prompt_length, x.shape[1], self.block_length):
-                self.decode_block(run, block_start, block_start + self.block_length)
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
+            self.decode(run)
+        if run.x.is_cuda:
+            torch.cuda.synchronize(run.x.device)
         return SampleResult(
             tokens=run.x,
-            prompt_length=prompt_length,
+            prompt_length=run.prompt_length,
             nfe=run.nfe,
             committed_per_step=run.committed_per_step,
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - started,
         )
 
     # ------------------------------------------------------------------------------ hooks
 
-    def decode_block(self, run: SamplingRun, start: int, end: int) -> None:
-        """Unmask the block ``[start, end)``: LLaDA's fixed schedule with top-k commits.
-
-        The number per step is fixed from the masked count at the block start; each step
-        commits the most confident candidates. Commit rules that adapt the count (threshold,
-        factor, EB) override this method.
-        """
-        schedule = transfer_schedule(run.x[:, start:end] == self.mask_id, self.steps_per_block)
-        for step in range(self.steps_per_block):
-            x0, confidence = self.propose(run, end)
-            counts = [row[step] for row in schedule]
-            self.commit(run, x0, top_k_per_row(confidence, counts), sum(counts))
+    def decode(self, run: SamplingRun) -> None:
+        """Append ``gen_length`` masks to the prompt and unmask them block by block."""
+        masks = run.x.new_full((run.x.shape[0], self.gen_length), self.mask_id)
+        run.x = torch.cat([run.x, masks], dim=1)
+        for start in range(run.prompt_length, run.x.shape[1], self.block_length):
+            self.start_block(run, start, start + self.block_length)
+            self.decode_block(run, start, start + self.block_length)
 
     @abstractmethod
+    def decode_block(self, run: SamplingRun, start: int, end: int) -> None:
+        """Unmask the block ``[start, end)`` of ``run.x``; every commit goes through ``commit``."""
+
     def confidence(
         self, logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """Score ``(B, L)`` per position; higher is committed sooner. Policies override."""
+        """Score ``(B, L)`` per position, higher committed sooner: the ``score`` knob's function."""
+        return SCORES[self.score](logits, x0, generator)
 
     # -------------------------------------------------------------------- building blocks
 
-    def propose(self, run: SamplingRun, end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """One denoiser call: predicted tokens and their confidence.
+    def start_block(self, run: SamplingRun, start: int, end: int) -> None:
+        """Tell a stateful denoiser (a KV cache) that block ``[start, end)`` begins.
 
-        Confidence is ``-inf`` wherever a position may not be committed this step: positions
-        at or after ``end`` and positions that are not masked. ``x0`` keeps the current
-        token at unmasked positions.
+        Called before the block's first denoiser call; a denoiser without ``start_block``
+        is stateless and needs no notice.
+        """
+        hook = getattr(run.denoiser, "start_block", None)
+        if hook is not None:
+            hook(start, end)
+
+    def propose(self, run: SamplingRun, end: int) -> Proposal:
+        """One denoiser call: constrained logits, predicted tokens and their confidence.
+
+        Only masked positions before ``end`` are candidates; confidence is ``-inf`` at every
+        other position, so no rule can pick them.
         """
         logits = self.logits(run)
+        for constraint in self.constraints:
+            logits = constraint(logits, run.x, run.prompt_length)
         x0 = gumbel_max_tokens(logits, self.temperature, run.generator)
         score = self.confidence(logits, x0, run.generator)
         masked = run.x == self.mask_id
         positions = torch.arange(run.x.shape[1], device=run.x.device)
         candidates = masked & (positions < end)
-        return torch.where(masked, x0, run.x), torch.where(candidates, score, -torch.inf)
+        return Proposal(
+            tokens=torch.where(masked, x0, run.x),
+            confidence=torch.where(candidates, score, -torch.inf),
+            candidates=candidates,
+            logits=logits,
+        )
 
     def logits(self, run: SamplingRun) -> torch.Tensor:
         """Denoiser logits for ``run.x``, guided when ``cfg_scale > 0``.
@@ -288,23 +325,31 @@ class Sampler(ABC):
 # ------------------------------------------------------------------------ validation helpers
 
 
-def _require_int(name: str, value: object, *, minimum: int) -> None:
+def require_int(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"sampler.{name} must be an integer; got {value!r}")
     if value < minimum:
         raise ValueError(f"sampler.{name}={value} must be >= {minimum}")
 
 
-def _require_number(name: str, value: object) -> None:
+def require_number(name: str, value: object, *, minimum: float | None = None, why: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"sampler.{name} must be a number; got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"sampler.{name}={value} must be >= {minimum}" + (f" ({why})" if why else ""))
 
 
-def _divisors(n: int) -> list[int]:
+def require_choice(name: str, value: object, options: Iterable[str]) -> None:
+    options = sorted(options)
+    if value not in options:
+        raise ValueError(f"sampler.{name}={value!r}: choose one of {', '.join(options)}")
+
+
+def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _nearby(valid: list[int], wanted: int) -> str:
+def nearby(valid: list[int], wanted: int) -> str:
     """The valid value(s) closest to ``wanted``, for error messages."""
     below = [v for v in valid if v < wanted]
     above = [v for v in valid if v > wanted]
