@@ -79,13 +79,18 @@ def function_prompts(count: int) -> list[str]:
 
 
 def parses(prompt: str, completion: str) -> bool:
-    body = completion.split("\n")
-    for text in (completion, "\n".join(body[:-1])):  # the last line may be cut mid-token
+    """The generated body parses and adds at least one statement after the docstring.
+
+    Whitespace alone would parse (the docstring is a valid body), so it does not count.
+    """
+    lines = completion.split("\n")
+    for text in (completion, "\n".join(lines[:-1])):  # the last line may be cut mid-token
         try:
-            ast.parse(prompt + text)
-            return True
+            tree = ast.parse(prompt + text)
         except SyntaxError:
             continue
+        function = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+        return function is not None and len(function.body) >= 2
     return False
 
 
