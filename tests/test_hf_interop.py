@@ -1,0 +1,345 @@
+"""HF LLaDA checkpoints in and out (lit_illada.hf_interop) and the one-call loader (lit_illada.load).
+
+The HF side of every test is written here, by hand, from REFERENCE.md ("HF checkpoint
+layout"): tensor names come from an explicit per-layer listing below, not from hf_interop's
+key map, so a wrong map fails the logits comparison instead of agreeing with itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+import lit_illada
+from lit_illada.hf_interop import config_from_hf, config_to_hf, export_hf, hf_key_map, import_hf
+from lit_illada.memory import count_params
+from lit_illada.model import ModelConfig, Transformer
+
+P = "model.transformer."
+
+# Two tiny shapes: iLLaDA-like (GQA, tied head, fp32 on disk) and LLaDA-like (MHA, untied
+# head, bf16 on disk, vocabulary padded from 100 to 112 embedding rows).
+GQA_TIED = {
+    "d_model": 32, "n_heads": 4, "n_kv_heads": 2, "n_layers": 2, "mlp_hidden_size": 48,
+    "vocab_size": 96, "embedding_size": 96, "max_sequence_length": 64, "rope_theta": 500000.0,
+    "rms_norm_eps": 1e-5, "weight_tying": True, "mask_token_id": 5,
+}  # fmt: skip
+MHA_UNTIED = {
+    "d_model": 32, "n_heads": 4, "n_kv_heads": 4, "n_layers": 2, "mlp_hidden_size": 40,
+    "vocab_size": 100, "embedding_size": 112, "max_sequence_length": 64, "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-6, "weight_tying": False, "mask_token_id": 90,
+}  # fmt: skip
+CASES = {"gqa_tied_fp32": (GQA_TIED, torch.float32), "mha_untied_bf16": (MHA_UNTIED, torch.bfloat16)}
+
+
+def reference_model(hf: dict, dtype: torch.dtype) -> Transformer:
+    """A random lit_illada model of the shape ``hf`` describes, built without hf_interop."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vocab_size=hf["embedding_size"], n_layers=hf["n_layers"], d_model=hf["d_model"],
+        n_heads=hf["n_heads"], n_kv_heads=hf["n_kv_heads"], ffn_hidden=hf["mlp_hidden_size"],
+        max_seq_len=hf["max_sequence_length"], rope_theta=hf["rope_theta"], norm_eps=hf["rms_norm_eps"],
+        tie_embeddings=hf["weight_tying"],
+    )  # fmt: skip
+    model = Transformer(cfg)
+    with torch.no_grad():  # norms are ones after init: make them count
+        for name, p in model.named_parameters():
+            if "norm" in name or name == "ln_f.weight":
+                p.add_(0.1 * torch.randn_like(p))
+    return model.to(dtype).eval()
+
+
+def hf_tensors(model: Transformer) -> dict[str, torch.Tensor]:
+    """The model's weights under LLaDA's names, listed out from REFERENCE.md."""
+    out = {P + "wte.weight": model.wte.weight}
+    for i, block in enumerate(model.blocks):
+        b = f"{P}blocks.{i}."
+        out[b + "attn_norm.weight"] = block.attn_norm.weight
+        out[b + "q_proj.weight"] = block.attn.q_proj.weight
+        out[b + "k_proj.weight"] = block.attn.k_proj.weight
+        out[b + "v_proj.weight"] = block.attn.v_proj.weight
+        out[b + "attn_out.weight"] = block.attn.attn_out.weight
+        out[b + "ff_norm.weight"] = block.ff_norm.weight
+        out[b + "ff_proj.weight"] = block.mlp.ff_proj.weight
+        out[b + "up_proj.weight"] = block.mlp.up_proj.weight
+        out[b + "ff_out.weight"] = block.mlp.ff_out.weight
+    out[P + "ln_f.weight"] = model.ln_f.weight
+    if not model.config.tie_embeddings:
+        out[P + "ff_out.weight"] = model.lm_head.weight
+    return {key: value.detach().clone() for key, value in out.items()}
+
+
+def write_hf_dir(folder: Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
+    """LLaDA's layout: two safetensors shards, the index JSON, config.json and a tokenizer."""
+    folder.mkdir(parents=True)
+    keys = list(tensors)
+    halves = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2],
+              "model-00002-of-00002.safetensors": keys[len(keys) // 2 :]}  # fmt: skip
+    for name, part in halves.items():
+        save_file({key: tensors[key] for key in part}, str(folder / name), metadata={"format": "pt"})
+    index = {
+        "metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
+        "weight_map": {key: name for name, part in halves.items() for key in part},
+    }
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    (folder / "config.json").write_text(json.dumps(config))
+    write_tokenizer(folder)
+    return folder
+
+
+def write_tokenizer(folder: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, "<|endoftext|>": 1, **{f"w{i}": i for i in range(2, 96)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "special_tokens_map.json").write_text(json.dumps({"eos_token": "<|endoftext|>"}))
+
+
+def read_hf_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            tensors.update({key: handle.get_tensor(key) for key in handle.keys()})
+    return tensors
+
+
+def ids_for(model: Transformer) -> torch.Tensor:
+    return torch.randint(0, model.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(1))
+
+
+def assert_same_tensors(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert list(sorted(got)) == list(sorted(expected))
+    for key, tensor in expected.items():
+        assert got[key].dtype == tensor.dtype and got[key].shape == tensor.shape, key
+        assert torch.equal(got[key], tensor), key
+
+
+@pytest.fixture(params=list(CASES))
+def case(request, tmp_path):
+    config, dtype = CASES[request.param]
+    model = reference_model(config, dtype)
+    hf_dir = write_hf_dir(tmp_path / "hf", hf_tensors(model), config)
+    return hf_dir, model, config
+
+
+# --- import, load, export ---------------------------------------------------------------------
+
+
+def test_imported_model_gives_identical_logits(case, tmp_path):
+    hf_dir, reference, config = case
+    lit_dir = import_hf(hf_dir, tmp_path / "lit")
+    written = json.loads((lit_dir / "config.json").read_text())
+    assert written["mask_id"] == config["mask_token_id"] and written["source"]["hf_config"] == config
+    assert (lit_dir / "tokenizer.json").is_file()
+
+    model = lit_illada.load(lit_dir)
+    assert not model.training and model.mask_id == config["mask_token_id"]
+    assert (
+        model.config.vocab_size == config["embedding_size"] and model.num_params() == reference.num_params()
+    )
+    ids = ids_for(reference)
+    with torch.no_grad():
+        assert torch.equal(model(ids), reference(ids))
+    assert model.tokenizer.eos_id == 1 and model.tokenizer.mask_id == config["mask_token_id"]
+    if config["weight_tying"]:
+        assert model.lm_head.weight is model.wte.weight
+
+
+def test_hf_directory_loads_directly_with_identical_logits(case):
+    hf_dir, reference, config = case
+    model = lit_illada.load(hf_dir)
+    ids = ids_for(reference)
+    with torch.no_grad():
+        assert torch.equal(model(ids), reference(ids))
+    assert model.mask_id == config["mask_token_id"] and model.tokenizer is not None
+
+
+def test_export_gives_back_the_original_tensors_and_config(case, tmp_path):
+    hf_dir, _, config = case
+    lit_dir = import_hf(hf_dir, tmp_path / "lit")
+    out = export_hf(lit_dir, tmp_path / "hf_again", shard_size_bytes=4096)
+
+    assert_same_tensors(read_hf_tensors(out), read_hf_tensors(hf_dir))
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    assert set(index["weight_map"].values()) == {file.name for file in out.glob("model-*.safetensors")}
+    assert len(set(index["weight_map"].values())) > 2
+    exported = json.loads((out / "config.json").read_text())
+    assert {key: exported[key] for key in config} == config
+    assert (out / "tokenizer.json").read_bytes() == (hf_dir / "tokenizer.json").read_bytes()
+
+    again = import_hf(out, tmp_path / "lit_again")  # and back: identical lit_illada tensors
+    assert_same_tensors(
+        load_file(str(again / "model.safetensors")), load_file(str(lit_dir / "model.safetensors"))
+    )
+
+
+def test_export_from_a_model_or_a_state_dict(case, tmp_path):
+    hf_dir, reference, config = case
+    original = read_hf_tensors(hf_dir)
+    export_hf(reference, tmp_path / "from_model", mask_id=config["mask_token_id"])
+    assert_same_tensors(read_hf_tensors(tmp_path / "from_model"), original)
+    # A full state_dict() lists a tied head twice; export keeps it once, as wte.
+    export_hf(
+        reference.state_dict(),
+        tmp_path / "from_state",
+        config=reference.config,
+        mask_id=config["mask_token_id"],
+    )
+    assert_same_tensors(read_hf_tensors(tmp_path / "from_state"), original)
+    assert (
+        tmp_path / "from_state" / "model.safetensors"
+    ).is_file()  # one shard: no index, as transformers does
+
+
+def test_import_casts_to_the_requested_dtype(tmp_path):
+    reference = reference_model(GQA_TIED, torch.float32)
+    hf_dir = write_hf_dir(tmp_path / "hf", hf_tensors(reference), GQA_TIED)
+    lit_dir = import_hf(hf_dir, tmp_path / "lit", dtype="bf16")
+    assert {t.dtype for t in load_file(str(lit_dir / "model.safetensors")).values()} == {torch.bfloat16}
+    model = lit_illada.load(hf_dir, dtype=torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_training_checkpoint_loads_and_exports(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lit_illada.builder import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        run_config = OmegaConf.to_container(
+            compose(config_name="train", overrides=["logger=csv"]), resolve=True
+        )
+    cfg = ModelConfig(
+        vocab_size=264, n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, ffn_hidden=48, max_seq_len=64
+    )
+    torch.manual_seed(0)
+    reference = Transformer(cfg).eval()
+    checkpoint = {  # what Lightning + DiffusionLM.on_save_checkpoint write
+        "state_dict": {f"net.{key}": value for key, value in reference.state_dict().items()},
+        "lit_illada": {"model_config": cfg.to_dict(), "run_config": run_config},
+    }
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    torch.save(checkpoint, run_dir / "checkpoints" / "last.ckpt")
+
+    ids = ids_for(reference)
+    for path in (run_dir, run_dir / "checkpoints" / "last.ckpt"):
+        model = lit_illada.load(path)
+        assert model.mask_id == 259 and model.tokenizer.mask_id == 259  # the byte tokenizer's mask
+        with torch.no_grad():
+            assert torch.equal(model(ids), reference(ids))
+
+    hf_dir = export_hf(model, tmp_path / "hf")
+    with torch.no_grad():
+        assert torch.equal(lit_illada.load(hf_dir)(ids), reference(ids))
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_missing_tensor_is_named_and_nothing_is_written(tmp_path):
+    tensors = hf_tensors(reference_model(GQA_TIED, torch.float32))
+    del tensors[P + "blocks.1.up_proj.weight"]
+    hf_dir = write_hf_dir(tmp_path / "hf", tensors, GQA_TIED)
+    with pytest.raises(ValueError, match=r"missing \(1\): model\.transformer\.blocks\.1\.up_proj\.weight"):
+        import_hf(hf_dir, tmp_path / "lit")
+    assert not (tmp_path / "lit").exists()
+
+
+def test_wrong_shape_names_the_tensor_and_the_config_fields(tmp_path):
+    hf_dir = write_hf_dir(tmp_path / "hf", hf_tensors(reference_model(GQA_TIED, torch.float32)), GQA_TIED)
+    (hf_dir / "config.json").write_text(json.dumps({**GQA_TIED, "n_kv_heads": 4}))  # the tensors are GQA 4/2
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)wrong shape \(4\): model\.transformer\.blocks\.0\.k_proj\.weight: "
+        r"\[16, 32\], the config gives \[32, 32\].*hint: shapes follow from d_model",
+    ):
+        import_hf(hf_dir, tmp_path / "lit")
+
+
+def test_untied_head_under_a_tied_config_gets_a_hint(tmp_path):
+    hf_dir = write_hf_dir(tmp_path / "hf", hf_tensors(reference_model(MHA_UNTIED, torch.float32)), MHA_UNTIED)
+    (hf_dir / "config.json").write_text(json.dumps({**MHA_UNTIED, "weight_tying": True}))
+    with pytest.raises(
+        ValueError, match=r"(?s)unexpected \(1\): model\.transformer\.ff_out\.weight.*weight_tying=true"
+    ):
+        lit_illada.load(hf_dir)
+
+
+def test_mask_id_comes_from_the_config_or_the_option_else_an_error(tmp_path):
+    config = {key: value for key, value in MHA_UNTIED.items() if key != "mask_token_id"}
+    hf_dir = write_hf_dir(tmp_path / "hf", hf_tensors(reference_model(MHA_UNTIED, torch.float32)), config)
+    with pytest.raises(ValueError, match=r"no mask id: .*pass mask_id \(126336 for LLaDA, 5 for iLLaDA\)"):
+        import_hf(hf_dir, tmp_path / "lit")
+    assert (
+        json.loads((import_hf(hf_dir, tmp_path / "lit", mask_id=7) / "config.json").read_text())["mask_id"]
+        == 7
+    )
+    assert lit_illada.load(hf_dir, mask_id=7).mask_id == 7
+    with pytest.raises(ValueError, match="mask_id applies to Hugging Face directories only"):
+        lit_illada.load(tmp_path / "lit", mask_id=7)
+    assert config_from_hf(MHA_UNTIED, mask_id=5)[1] == 5  # the option wins over mask_token_id
+    with pytest.raises(ValueError, match=r"mask_id=112 must be a token id in \[0, 112\)"):
+        config_from_hf(MHA_UNTIED, mask_id=112)
+
+
+def test_unsupported_architecture_switches_are_refused():
+    with pytest.raises(
+        ValueError, match=r"sets \{'include_bias': True\}, which the lit_illada Transformer does not"
+    ):
+        config_from_hf({**GQA_TIED, "include_bias": True})
+    with pytest.raises(ValueError, match=r"lacks \['rope_theta'\]"):
+        config_from_hf({key: value for key, value in GQA_TIED.items() if key != "rope_theta"})
+
+
+def test_output_directory_holding_a_model_needs_overwrite(case, tmp_path):
+    hf_dir, _, _ = case
+    lit_dir = import_hf(hf_dir, tmp_path / "lit")
+    with pytest.raises(FileExistsError, match="already holds a model .*overwrite=True"):
+        import_hf(hf_dir, lit_dir)
+    import_hf(hf_dir, lit_dir, overwrite=True)
+    assert not list(lit_dir.glob("*.partial"))
+    with pytest.raises(ValueError, match="is the directory being converted"):
+        export_hf(lit_dir, lit_dir, overwrite=True)  # would delete the weights it reads
+    assert (lit_dir / "model.safetensors").is_file()
+
+
+def test_unrecognized_paths_say_what_was_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file or directory"):
+        lit_illada.load(tmp_path / "absent")
+    with pytest.raises(
+        ValueError, match=r"not a model lit_illada can load\. Expected one of: .*import_hf.*\.ckpt"
+    ):
+        lit_illada.load(tmp_path)
+
+
+# --- configs and the key map ---------------------------------------------------------------------
+
+
+def test_llada_8b_config_has_the_reference_parameter_count():
+    llada_8b = {
+        "d_model": 4096, "n_heads": 32, "n_kv_heads": 32, "n_layers": 32, "mlp_hidden_size": 12288,
+        "vocab_size": 126464, "embedding_size": 126464, "max_sequence_length": 4096, "rope_theta": 500000.0,
+        "rms_norm_eps": 1e-5, "weight_tying": False, "mask_token_id": 126336,
+    }  # fmt: skip
+    cfg, mask_id = config_from_hf(llada_8b)
+    assert count_params(cfg) == 8_015_581_184 and mask_id == 126336
+    assert len(hf_key_map(cfg)) == 291  # REFERENCE.md: LLaDA-8B has 291 tensors
+    exported = config_to_hf(cfg, mask_id)
+    assert {key: exported[key] for key in llada_8b} == llada_8b
+
+
+def test_key_map_covers_every_parameter_exactly_once():
+    for config, _ in CASES.values():
+        model = reference_model(config, torch.float32)
+        key_map = hf_key_map(model.config)
+        assert set(key_map) == {name for name, _ in model.named_parameters()}
+        assert set(key_map.values()) == set(hf_tensors(model))
