@@ -79,6 +79,8 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
         assert objective.mask_id == tokenizer.mask_id
     elif group == "sampler":
         assert build_sampler(cfg, tokenizer).mask_id == tokenizer.mask_id
+    elif group == "task":
+        assert instantiate(cfg.task).limit >= 1
     elif group == "scoring":
         scorer = instantiate(cfg.scoring, mask_id=tokenizer.mask_id)
         assert scorer.mask_id == tokenizer.mask_id

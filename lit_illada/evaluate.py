@@ -1,0 +1,117 @@
+"""Evaluation entry point on the embedded tasks.
+
+    python -m lit_illada.evaluate ckpt=runs/<name> tasks=[mc_nextline,docstring_to_body] sampler=threshold scoring=confidence
+
+Writes ``results.json`` into the checkpoint's run directory (or ``output=``): every task's
+metrics, with NFE and latency beside each generation score, and the exact sampler and
+scorer used. An autoregressive checkpoint is scored by exact likelihood and decodes left to
+right, so diffusion and AR runs share one table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lit_illada.builder import CONF_DIR, build_sampler
+from lit_illada.checkpoint import load_checkpoint
+from lit_illada.config_checks import ConfigError
+from lit_illada.generate import pick_device, wants_bos
+from lit_illada.scoring import AutoregressiveScorer
+from lit_illada.tasks import EvalModel
+
+
+def build_tasks(cfg: DictConfig) -> list:
+    names = list(cfg.tasks)
+    available = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+    unknown = [name for name in names if name not in available]
+    if unknown or not names:
+        raise ConfigError(f"tasks={names}: unknown {unknown}; choose from {available}")
+    tasks = []
+    for name in names:
+        task_cfg = OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml")
+        if cfg.limit is not None:
+            task_cfg.limit = cfg.limit
+        tasks.append(instantiate(task_cfg))
+    return tasks
+
+
+def build_eval_model(cfg: DictConfig, device: torch.device) -> tuple[EvalModel, Path]:
+    try:
+        loaded = load_checkpoint(cfg.ckpt, device=device)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(str(err)) from err
+    sampler = build_sampler(cfg, loaded.tokenizer)
+    if loaded.objective.causal:  # the AR baseline: exact likelihood, whatever scoring= says
+        scorer = AutoregressiveScorer(mask_id=loaded.tokenizer.mask_id)
+    else:
+        scorer = instantiate(cfg.scoring, mask_id=loaded.tokenizer.mask_id)
+    model = EvalModel(loaded.net, loaded.tokenizer, loaded.objective, sampler, scorer, wants_bos(cfg, loaded))
+    run_dir = loaded.path.parent.parent if loaded.path.parent.name == "checkpoints" else loaded.path.parent
+    return model, run_dir
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    device = pick_device(cfg.device)
+    tasks = build_tasks(cfg)
+    model, run_dir = build_eval_model(cfg, device)
+    torch.manual_seed(cfg.seed)
+    results = {
+        "ckpt": str(cfg.ckpt),
+        "objective": "autoregressive" if model.causal else "diffusion",
+        "sampler": repr(model.sampler),
+        "scorer": repr(model.scorer),
+        "tasks": {},
+    }
+    for task in tasks:
+        started = time.perf_counter()
+        with torch.no_grad():
+            metrics = task.run(model)
+        metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
+        results["tasks"][task.name] = metrics
+        print(f"{task.name}: {json.dumps(metrics)}", flush=True)
+    output = Path(cfg.output) if cfg.output else run_dir / "results.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {output}")
+    if cfg.wandb:
+        log_to_wandb(results, run_dir)
+    return results
+
+
+def log_to_wandb(results: dict, run_dir: Path) -> None:
+    import wandb  # noqa: PLC0415 - slow import, only when asked
+
+    from lit_illada.loggers import wandb_key_configured  # noqa: PLC0415
+
+    run = wandb.init(
+        project="lit_illada", job_type="eval", dir=str(run_dir), name=f"{run_dir.name}-eval",
+        mode="online" if wandb_key_configured() else "offline", config={k: v for k, v in results.items() if k != "tasks"},
+    )
+    run.summary.update({f"{task}/{key}": value for task, metrics in results["tasks"].items()
+                        for key, value in metrics.items() if isinstance(value, (int, float))})
+    run.finish()
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except InstantiationException as err:
+        print(f"error: {err.__cause__ or err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`python -m lit_illada.evaluate` on the embedded tasks, for diffusion and AR checkpoints."""
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from lit_illada.builder import CONF_DIR
+from lit_illada.config_checks import ConfigError
+from lit_illada.evaluate import evaluate
+from lit_illada.tasks.docstring_to_body import body_parses
+from tests.runs import train
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["limit=4", "scoring.batch_size=8", "sampler.gen_length=16", "sampler.block_length=8", "sampler.steps=16"]
+
+
+def run_eval(*overrides):
+    scoring = [] if "scoring=confidence" in overrides else ["scoring.mc_num=8"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return evaluate(compose(config_name="evaluate", overrides=[*SMALL, *scoring, *overrides]))
+
+
+def test_diffusion_checkpoint_on_every_task_writes_results_json(trained_run):
+    results = run_eval(f"ckpt={trained_run}")
+    assert results == json.loads((trained_run / "results.json").read_text())
+    tasks = results["tasks"]
+    assert tasks["mc_nextline"]["n"] == 4 and 0 <= tasks["mc_nextline"]["accuracy"] <= 1
+    body = tasks["docstring_to_body"]
+    assert body["n"] == 4 and body["nfe"] == 16 and body["seconds_per_sample"] > 0
+    assert 0 <= body["parse_rate"] <= 1 and 0 <= body["edit_similarity"] <= 1
+    assert tasks["infill"]["n"] == 4 and 0 <= tasks["infill"]["token_accuracy"] <= 1
+    assert "LikelihoodScorer" in results["scorer"] and results["objective"] == "diffusion"
+
+
+def test_confidence_scoring_and_threshold_sampler_are_selectable(trained_run, tmp_path):
+    out = tmp_path / "conf.json"
+    results = run_eval(f"ckpt={trained_run}", "scoring=confidence", "sampler=threshold",
+                       "tasks=[mc_nextline,docstring_to_body]", f"output={out}")
+    assert "ConfidenceScorer" in results["scorer"] and "ThresholdSampler" in results["sampler"]
+    assert json.loads(out.read_text())["tasks"].keys() == {"mc_nextline", "docstring_to_body"}
+
+
+def test_autoregressive_checkpoint_is_scored_by_exact_likelihood(tmp_path, cache_dir):
+    train(tmp_path, cache_dir, "objective=autoregressive", "trainer.max_steps=4", "trainer.val_check_interval=4", name="ar")
+    results = run_eval(f"ckpt={tmp_path / 'ar'}")
+    assert results["objective"] == "autoregressive" and "AutoregressiveScorer" in results["scorer"]
+    assert "skipped" in results["tasks"]["infill"]
+    assert results["tasks"]["docstring_to_body"]["nfe"] == 16  # one forward per token
+
+
+def test_unknown_task_lists_the_choices(trained_run):
+    with pytest.raises(ConfigError, match="choose from.*mc_nextline"):
+        run_eval(f"ckpt={trained_run}", "tasks=[gsm8k]")
+
+
+def test_body_parse_requires_a_statement_beyond_the_docstring():
+    prompt = 'def f(x):\n    """Add one."""\n'
+    assert body_parses(prompt, "    return x + 1\n")
+    assert body_parses(prompt, "    y = x + 1\n    return y +")  # cut mid-line: dropped
+    assert not body_parses(prompt, "\n\n      \n")
+    assert not body_parses(prompt, "    return (")
