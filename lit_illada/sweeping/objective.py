@@ -1,0 +1,137 @@
+"""The Optuna objective: a trial's params become overrides of a subprocess, whose metrics
+become the trial's values.
+
+While the subprocess runs, new rows of its metrics.csv are reported as intermediate values
+and the pruner is asked after each; a pruned trial is killed at once rather than left to
+finish. Anything that ends a trial without usable metrics raises TrialFailed, which the
+worker lets Optuna record as FAILED (with the stderr tail in the user attrs) before it goes
+on with the next trial.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import optuna
+
+from lit_illada.sweeping.commands import TrainCommand
+from lit_illada.sweeping.definition import SweepDefinition
+from lit_illada.sweeping.errors import SweepInterrupted, TrialFailed
+from lit_illada.sweeping.process import TrialProcess, trial_env
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """How trials run; the same for every trial of this driver."""
+
+    sweep_dir: Path
+    base_overrides: list[str]  # fixed + preset + those after `--`, before the trial's params
+    launcher: list[str]
+    poll_interval: float
+    timeout: float | None
+    devices_per_worker: int | None
+
+    @property
+    def runs_root(self) -> Path:
+        return self.sweep_dir / "runs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.sweep_dir / "logs"
+
+
+class TrialObjective:
+    def __init__(
+        self,
+        definition: SweepDefinition,
+        command: TrainCommand,
+        settings: TrialSettings,
+        stop: threading.Event,
+    ) -> None:
+        self.definition = definition
+        self.command = command
+        self.settings = settings
+        self.stop = stop
+
+    def __call__(
+        self, trial: optuna.Trial, worker_index: int, on_start: Callable[[], None]
+    ) -> float | list[float]:
+        on_start()  # the trial exists now: other workers may count it and create theirs
+        run_name = f"{trial.study.study_name}-t{trial.number}"  # study= may rename the sweep's study
+        run_dir = self.command.run_dir(self.settings.runs_root, run_name)
+        overrides = [
+            *self.settings.base_overrides,
+            *self.definition.space.overrides(self.definition.space.suggest(trial)),
+        ]
+        argv = self.command.argv(self.settings.launcher, run_name, self.settings.runs_root, overrides)
+        process = TrialProcess(
+            argv, self.settings.logs_dir / run_name, trial_env(worker_index, self.settings.devices_per_worker)
+        )
+        for key, value in (("run_dir", str(run_dir)), ("argv", argv), ("host", socket.gethostname())):
+            trial.set_user_attr(key, value)
+        process.start()
+        trial.set_user_attr("pid", process.pid)
+        try:
+            self._watch(trial, process, run_dir)
+        finally:
+            process.kill()  # a no-op after a normal exit; otherwise nothing outlives the trial
+        returncode = process.poll()
+        trial.set_user_attr("returncode", returncode)
+        if returncode != 0:
+            self._fail(trial, process, f"exit code {returncode}")
+        try:
+            values = self.command.results(run_dir, [o.metric for o in self.definition.objectives])
+        except TrialFailed as err:
+            self._fail(trial, process, str(err))
+        return values[0] if len(values) == 1 else values
+
+    def _watch(self, trial: optuna.Trial, process: TrialProcess, run_dir: Path) -> None:
+        """Wait for the process, reporting intermediate values; kill it when pruned, timed out or stopped."""
+        reporter = _Reporter(trial, self.command, run_dir, self.definition.intermediate)
+        started = time.monotonic()
+        while process.poll() is None:
+            if self.stop.wait(self.settings.poll_interval):
+                trial.set_user_attr("error", "interrupted (the sweep was stopped)")
+                raise SweepInterrupted("the sweep was stopped")
+            if reporter.report_new() and trial.should_prune():
+                trial.set_user_attr("pruned_at_step", reporter.last_step)
+                raise optuna.TrialPruned(f"pruned at step {reporter.last_step}")
+            if self.settings.timeout is not None and time.monotonic() - started > self.settings.timeout:
+                self._fail(trial, process, f"timed out after {self.settings.timeout:g} s (trial_timeout)")
+        reporter.report_new()  # rows written between the last poll and the exit
+
+    @staticmethod
+    def _fail(trial: optuna.Trial, process: TrialProcess, reason: str) -> NoReturn:
+        tail = process.stderr_tail()
+        last_line = tail.splitlines()[-1] if tail else ""  # train prints "error: <key>=<value>: ..." last
+        message = f"{reason}: {last_line}" if last_line else reason
+        trial.set_user_attr("error", message)
+        trial.set_user_attr("stderr_tail", tail)
+        raise TrialFailed(message)
+
+
+class _Reporter:
+    """Reports each new (step, value) of the intermediate metric once, in step order."""
+
+    def __init__(self, trial: optuna.Trial, command: TrainCommand, run_dir: Path, metric: str | None) -> None:
+        self.trial, self.command, self.run_dir, self.metric = trial, command, run_dir, metric
+        self.last_step: int | None = None
+
+    def report_new(self) -> bool:
+        if self.metric is None:
+            return False
+        new = [
+            (step, value)
+            for step, value in self.command.intermediate_values(self.run_dir, self.metric)
+            if self.last_step is None or step > self.last_step
+        ]
+        for step, value in new:
+            self.trial.report(value, step)
+            self.last_step = step
+        return bool(new)

@@ -1,0 +1,105 @@
+"""What the driver prints: one line per finished trial, then a table of all trials with the
+best trial (single objective) or the Pareto front (several); and trials.csv for analysis."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.table import Table
+
+from lit_illada.sweeping.definition import SweepDefinition
+
+
+def _fmt(value) -> str:
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
+
+
+def _params(trial: FrozenTrial) -> str:
+    return " ".join(f"{key}={_fmt(value)}" for key, value in trial.params.items())
+
+
+def _seconds(trial: FrozenTrial) -> str:
+    return f"{trial.duration.total_seconds():.1f}" if trial.duration else ""
+
+
+def _note(trial: FrozenTrial) -> str:
+    if trial.state == TrialState.PRUNED:
+        return f"pruned at step {trial.user_attrs.get('pruned_at_step', '?')}"
+    if trial.state != TrialState.FAIL:
+        return ""
+    # No error recorded: the driver never saw the trial end (killed; failed later by heartbeat).
+    return trial.user_attrs.get("error", "no result: its driver stopped (stale heartbeat)")
+
+
+def trial_printer(definition: SweepDefinition):
+    """An Optuna callback: one line per finished trial, as the sweep goes."""
+    metrics = [o.metric for o in definition.objectives]
+
+    def print_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+        values = " ".join(f"{m}={_fmt(v)}" for m, v in zip(metrics, trial.values or [], strict=False))
+        result = values if trial.state == TrialState.COMPLETE else _note(trial)
+        print(
+            f"trial {trial.number} {trial.state.name} {_params(trial)} -> {result} ({_seconds(trial)} s)",
+            flush=True,
+        )
+
+    return print_trial
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial, or every trial on the Pareto front; empty while none has completed."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return []
+    return study.best_trials if len(study.directions) > 1 else [study.best_trial]
+
+
+def print_report(study: optuna.Study, definition: SweepDefinition, console: Console | None = None) -> None:
+    # markup off: params and errors hold brackets ("[0.9,0.95]") that rich would eat as markup.
+    console = console or Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
+    best = {t.number for t in best_trials(study)}
+    label = "Pareto front" if len(study.directions) > 1 else "best"
+    table = Table(title=f"study {study.study_name}: {len(study.trials)} trials")
+    for column in [
+        "#",
+        "state",
+        *definition.space.keys,
+        *(o.metric for o in definition.objectives),
+        "s",
+        "note",
+    ]:
+        table.add_column(column)
+    for trial in study.trials:
+        values = [_fmt(v) for v in trial.values] if trial.values else [""] * len(definition.objectives)
+        table.add_row(
+            f"{trial.number}{' *' if trial.number in best else ''}",
+            trial.state.name,
+            *(_fmt(trial.params[key]) if key in trial.params else "-" for key in definition.space.keys),
+            *values,
+            _seconds(trial),
+            _note(trial)[:80],
+        )
+    console.print(table)
+    if not best:
+        console.print("no trial completed; the note column and each trial's user attrs (stderr_tail) say why")
+        return
+    directions = ", ".join(f"{o.direction} {o.metric}" for o in definition.objectives)
+    console.print(f"{label} (* above; {directions}):")
+    for trial in best_trials(study):
+        values = " ".join(
+            f"{o.metric}={_fmt(v)}" for o, v in zip(definition.objectives, trial.values, strict=True)
+        )
+        console.print(
+            f"  trial {trial.number}: {values}  {_params(trial)}  run: {trial.user_attrs.get('run_dir')}"
+        )
+
+
+def write_trials_csv(study: optuna.Study, path: Path) -> None:
+    """Every trial with params, values and user attrs (run_dir links to the run record)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # concurrent drivers: each replaces whole
+    study.trials_dataframe().to_csv(tmp, index=False)
+    os.replace(tmp, path)

@@ -1,0 +1,51 @@
+"""Compose the trial config for every candidate value before any trial runs.
+
+A typo in a searched key, a config group option that does not exist, or a fixed override
+that the config rejects would otherwise fail trial after trial, each after seconds of
+imports. Hydra's compose API over the real conf/ tree finds them in well under a second and
+the error names the sweep key at fault. Semantic checks (``optim.lr > 0``, heads divisible by
+KV heads) stay with the entry point, which refuses them at start-up with exit code 2; such a
+trial is recorded as FAILED and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from lit_illada.sweeping.definition import MANAGED_KEYS, SweepDefinition, override_key
+from lit_illada.sweeping.errors import SweepConfigError
+
+
+def check_trial_overrides(definition: SweepDefinition, trial_overrides: list[str]) -> None:
+    """The overrides given after ``--`` may neither redo the driver's job nor shadow the space."""
+    for override in trial_overrides:
+        if "=" not in override:
+            raise SweepConfigError(f"-- {override}: expected key=value (a train override for every trial)")
+        key = override_key(override)
+        if key in MANAGED_KEYS:
+            raise SweepConfigError(f"-- {override}: the sweep sets {key} for every trial; drop it")
+        if key in definition.space.keys:
+            raise SweepConfigError(f"-- {override}: {key} is searched by {definition.path}; drop it")
+
+
+def check_composes(definition: SweepDefinition, config_name: str, base: list[str], conf_dir: Path) -> None:
+    """Compose ``config_name`` with the base overrides, then with each candidate value of the space."""
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        _compose(config_name, base, "the fixed overrides (the sweep's fixed and preset, and those after --)")
+        for dim, value, assignment in definition.space.probe_assignments():
+            others = definition.space.overrides({k: v for k, v in assignment.items() if k != dim.key})
+            context = f" (with {' '.join(others)})" if others else ""
+            culprit = f"{definition.path}: space.{dim.key}: the value {value!r}{context}"
+            _compose(config_name, [*base, *definition.space.overrides(assignment)], culprit)
+
+
+def _compose(config_name: str, overrides: list[str], culprit: str) -> None:
+    try:
+        compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        detail = " ".join(str(err).split())  # Hydra's messages span lines; keep the error on one
+        raise SweepConfigError(f"{culprit} does not compose with conf/{config_name}.yaml: {detail}") from None

@@ -1,0 +1,408 @@
+"""The sweep driver: real Optuna on a SQLite file, real ``python -m lit_illada.train`` trials
+(tiny), real Hydra composition over conf/. The slow tests run whole sweeps in seconds per trial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from lit_illada.sweep import main
+from lit_illada.sweeping.budget import count
+from lit_illada.sweeping.commands import read_metric_column
+from lit_illada.sweeping.driver import plan_sweep
+from lit_illada.sweeping.errors import SweepConfigError
+from lit_illada.sweeping.options import compose_options
+from lit_illada.sweeping.process import trial_env
+from lit_illada.sweeping.space import format_value
+from tests.runs import FAST
+
+REPO = Path(__file__).resolve().parent.parent
+# FAST (tests/runs.py) with a handful of steps, validating every 2 so trials report intermediate values.
+TINY_TRIAL = [
+    *FAST,
+    "num_samples=0",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "trainer.log_every_n_steps=2",
+]
+NLL = {"metric": "val/nll", "direction": "minimize"}
+
+
+def write_sweep(folder: Path, name: str, **fields) -> Path:
+    spec = {
+        "command": "train",
+        "sampler": {"type": "grid"},
+        "objectives": [NLL],
+        "space": {"optim.lr": {"type": "categorical", "choices": [0.003, 0.001]}},
+        "fixed": TINY_TRIAL,
+        **fields,
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def sweep_argv(sweep: Path, root: Path, cache_dir: Path, *options: str) -> list[str]:
+    return [
+        f"sweep={sweep}",
+        f"sweeps_root={root}",
+        "poll_interval=0.2",
+        *options,
+        "--",
+        f"data.cache_dir={cache_dir}",
+    ]
+
+
+def load(root: Path, study: str) -> optuna.Study:
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{root / study / 'study.db'}")
+
+
+def trials_so_far(root: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    """The trials of a study that a driver in another process may not have created yet."""
+    if not (root / study / "study.db").exists():
+        return []
+    try:
+        return load(root, study).trials
+    except KeyError:  # the database exists, the study not yet
+        return []
+
+
+def wait_for(condition, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"not met within {timeout} s")
+
+
+# -- whole sweeps ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_without_losing_or_repeating_a_trial(tmp_path, cache_dir):
+    # A 6-point grid; lr=-1 composes (a float) but train refuses it at start-up with exit code 2.
+    lrs = [0.003, -1, 0.002, 0.004, 0.005, 0.001]
+    sweep = write_sweep(
+        tmp_path,
+        "resume",
+        space={"optim.lr": {"type": "categorical", "choices": lrs}},
+        intermediate="val/nll",
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "lit_illada.sweep",
+        *sweep_argv(sweep, tmp_path, cache_dir, "heartbeat_interval=1"),
+    ]
+
+    def a_later_trial_running():
+        """A trial that trains (not the crashing one), started after two others finished."""
+        trials = trials_so_far(tmp_path, "resume")
+        finished = sum(t.state.is_finished() for t in trials)
+        running = [t for t in trials if t.state == TrialState.RUNNING and "pid" in t.user_attrs]
+        return next((t for t in running if finished >= 2 and t.params["optim.lr"] != -1), None)
+
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        victim = wait_for(a_later_trial_running, timeout=120)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    os.killpg(victim.user_attrs["pid"], signal.SIGKILL)  # what a scheduler does to the rest of the job
+
+    counted_before_restart = victim.number + 1  # finished ones and the victim, still RUNNING
+    second = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=150)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"{counted_before_restart} of 6 trials already counted" in second.stdout
+
+    trials = load(tmp_path, "resume").trials
+    assert len(trials) == 6
+    assert not [t.number for t in trials if not t.state.is_finished()]
+    assert sorted(t.params["optim.lr"] for t in trials) == sorted(lrs)  # every grid point once
+    crashed = next(t for t in trials if t.params["optim.lr"] == -1)
+    assert crashed.state == TrialState.FAIL
+    assert crashed.user_attrs["returncode"] == 2
+    assert "optim.lr" in crashed.user_attrs["stderr_tail"]
+    killed = trials[victim.number]
+    assert killed.state == TrialState.FAIL and "returncode" not in killed.user_attrs
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(completed) == 4 and all(t.number not in (crashed.number, killed.number) for t in completed)
+    assert all(sorted(t.intermediate_values) == [1, 3] for t in completed)  # val/nll polled from metrics.csv
+    assert "best (* above; minimize val/nll)" in second.stdout
+    assert (tmp_path / "resume" / "trials.csv").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_and_kills_the_running_trial(tmp_path, cache_dir):
+    # How a scheduler stops a job: the trial (in its own process group) must not run on.
+    sweep = write_sweep(tmp_path, "term")
+    argv = [sys.executable, "-m", "lit_illada.sweep", *sweep_argv(sweep, tmp_path, cache_dir)]
+
+    def trial_started():
+        return next((t for t in trials_so_far(tmp_path, "term") if "pid" in t.user_attrs), None)
+
+    driver = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trial = wait_for(trial_started, timeout=60)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130 and "The same command resumes" in err
+    with pytest.raises(ProcessLookupError):
+        os.killpg(trial.user_attrs["pid"], 0)
+    (stopped,) = load(tmp_path, "term").trials
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["error"].startswith("interrupted")
+
+
+@pytest.mark.slow
+def test_pruned_trial_is_killed_early(tmp_path, cache_dir, capsys):
+    # Two trials queued in this order (Optuna's enqueue_trial, which the driver runs first): a
+    # short one that learns, then a long one at lr=1e-7 whose val/nll stays put. The median
+    # pruner stops the second at its first validation, and the driver kills it there.
+    trial_fixed = [o for o in TINY_TRIAL if not o.startswith("trainer.max_steps=")]
+    sweep = write_sweep(
+        tmp_path,
+        "prune",
+        sampler={"type": "random"},
+        n_trials=2,
+        space={
+            "optim.lr": {"type": "categorical", "choices": [0.003, 1e-7]},
+            "trainer.max_steps": {"type": "categorical", "choices": [4, 400]},
+        },
+        intermediate="val/nll",
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        fixed=[*trial_fixed, "lr_schedule=constant"],
+    )
+    study = optuna.create_study(study_name="prune", storage=f"sqlite:///{tmp_path / 'prune.db'}")
+    study.enqueue_trial({"optim.lr": 0.003, "trainer.max_steps": 4})
+    study.enqueue_trial({"optim.lr": 1e-7, "trainer.max_steps": 400})
+    storage = f"storage=sqlite:///{tmp_path / 'prune.db'}"
+    assert main(sweep_argv(sweep, tmp_path, cache_dir, storage)) == 0
+
+    learned, stuck = optuna.load_study(study_name="prune", storage=storage.removeprefix("storage=")).trials
+    assert learned.state == TrialState.COMPLETE and sorted(learned.intermediate_values) == [1, 3]
+    assert stuck.state == TrialState.PRUNED and stuck.user_attrs["pruned_at_step"] < 20
+    assert not (Path(stuck.user_attrs["run_dir"]) / "summary.json").exists()  # killed, not finished
+    assert "pruned at step" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage")
+def test_stale_trial_is_retried_with_its_params(tmp_path, cache_dir):
+    # A RUNNING trial whose driver is gone: its last heartbeat is older than the grace period.
+    url = f"sqlite:///{tmp_path / 'retry.db'}"
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(study_name="retry", storage=storage)
+    study.enqueue_trial({"optim.lr": -1})  # the retry then crashes at start-up: a quick trial
+    orphan = study.ask()
+    orphan.suggest_categorical("optim.lr", [-1, 0.003])
+    storage.record_heartbeat(orphan._trial_id)
+    time.sleep(1.5)
+
+    sweep = write_sweep(
+        tmp_path,
+        "retry",
+        sampler={"type": "random"},
+        n_trials=1,
+        space={"optim.lr": {"type": "categorical", "choices": [-1, 0.003]}},
+    )
+    options = [f"storage={url}", "heartbeat_interval=1", "grace_period=1", "retry_failed=1"]
+    assert main(sweep_argv(sweep, tmp_path, cache_dir, *options)) == 1  # no trial completed
+
+    stale, retry = optuna.load_study(study_name="retry", storage=url).trials
+    assert stale.state == TrialState.FAIL and "returncode" not in stale.user_attrs
+    assert retry.params == stale.params and retry.system_attrs["failed_trial"] == stale.number
+    assert retry.state == TrialState.FAIL and retry.user_attrs["returncode"] == 2
+
+
+@pytest.mark.slow
+def test_multi_objective_sweep_on_a_journal_gives_a_pareto_front(tmp_path, cache_dir, capsys):
+    sweep = write_sweep(
+        tmp_path,
+        "pareto",
+        sampler={"type": "random", "seed": 0},
+        n_trials=2,
+        objectives=[NLL, {"metric": "train/tokens_per_s", "direction": "maximize"}],
+        space={"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    )
+    journal = tmp_path / "journal.log"
+    assert main(sweep_argv(sweep, tmp_path, cache_dir, "workers=2", f"storage=journal://{journal}")) == 0
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name="pareto", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    front = study.best_trials
+    assert front and all(len(t.values) == 2 for t in front)
+    out = capsys.readouterr().out
+    assert "Pareto front (* above; minimize val/nll, maximize train/tokens_per_s)" in out
+    for trial in front:
+        assert f"  trial {trial.number}: val/nll=" in out
+
+
+# -- mistakes caught before any trial runs -----------------------------------------------------------
+
+
+def test_unopenable_storage_is_named(tmp_path, cache_dir, capsys):
+    sweep = write_sweep(tmp_path, "bad_storage")
+    for url in (
+        f"sqlite:///{tmp_path}/no/such/folder/study.db",
+        "nosuchdb://x",
+        f"journal://{tmp_path}/no/such/j.log",
+    ):
+        assert main(sweep_argv(sweep, tmp_path, cache_dir, f"storage={url}")) == 2
+        err = capsys.readouterr().err
+        assert f"storage={url}: cannot open it" in err
+
+
+def test_unknown_key_in_space_fails_before_any_trial(tmp_path, cache_dir, capsys):
+    sweep = write_sweep(
+        tmp_path, "typo", space={"optim.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}}
+    )
+    assert main(sweep_argv(sweep, tmp_path, cache_dir)) == 2
+    err = capsys.readouterr().err
+    assert "space.optim.learning_rate" in err and "does not compose with conf/train.yaml" in err
+    assert not (tmp_path / "typo").exists()  # no study, no trial
+
+
+def test_unknown_group_option_in_space_is_named(tmp_path, cache_dir, capsys):
+    sweep = write_sweep(
+        tmp_path, "group", space={"noise": {"type": "categorical", "choices": ["linear", "wiggly"]}}
+    )
+    assert main(sweep_argv(sweep, tmp_path, cache_dir)) == 2
+    err = capsys.readouterr().err
+    assert "space.noise: the value 'wiggly'" in err and "cosine" in err  # Hydra lists the valid options
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"space": {"optim.lr": {"type": "flot", "low": 1, "high": 2}}}, "space.optim.lr: type='flot'"),
+        ({"objectives": [{"metric": "val/nll", "direction": "down"}]}, "objectives[0].direction: 'down'"),
+        (
+            {"space": {"optim.lr": {"type": "float", "low": 0, "high": 1, "log": True}}},
+            "log=true needs low > 0",
+        ),
+        ({"pruner": {"type": "median"}, "objectives": [NLL, NLL]}, "cannot prune multi-objective"),
+        ({"n_trials": 3}, "n_trials=3 exceeds the 2 points of the grid"),
+        ({"sampler": {"type": "cmaes"}}, "sampler.type='cmaes': choose one of tpe, random, nsga2, grid"),
+        ({"fixed": [*TINY_TRIAL, "optim.lr=0.1"]}, "space.optim.lr: is also set in fixed"),
+        ({"fixed": ["name=mine"]}, "name: is set by the sweep"),
+        (
+            {"space": {"x": {"type": "int", "low": 1, "high": 2, "when": {"y": 1}}}},
+            "'y' is not a dimension listed before",
+        ),
+        ({"epochs": 3}, "epochs: unknown key"),
+    ],
+)
+def test_bad_sweep_files_are_refused_with_the_key(tmp_path, cache_dir, fields, message):
+    sweep = write_sweep(tmp_path, "bad", **fields)
+    with pytest.raises(SweepConfigError) as err:
+        plan_sweep(
+            compose_options([f"sweep={sweep}", f"sweeps_root={tmp_path}"]), [f"data.cache_dir={cache_dir}"]
+        )
+    assert message in str(err.value)
+
+
+def test_driver_options_and_trial_overrides_are_checked(tmp_path, capsys):
+    sweep = write_sweep(tmp_path, "opts")
+    assert main([f"sweep={sweep}", "wokers=2"]) == 2
+    assert "unknown sweep option 'wokers'" in capsys.readouterr().err
+    assert main([f"sweep={sweep}", "retry_failed=1", "heartbeat_interval=null"]) == 2
+    assert "retry_failed needs heartbeat_interval" in capsys.readouterr().err
+    assert main([f"sweep={sweep}", "--", "runs_root=/elsewhere"]) == 2
+    assert "the sweep sets runs_root" in capsys.readouterr().err
+
+
+def test_conditional_dimension_is_checked_and_suggested_only_where_it_applies(tmp_path):
+    # sampler.threshold exists only in conf/sampler/threshold.yaml.
+    threshold = {"type": "float", "low": 0.5, "high": 0.99}
+    space = {
+        "sampler": {"type": "categorical", "choices": ["confidence", "threshold"]},
+        "sampler.threshold": {**threshold, "when": {"sampler": "threshold"}},
+    }
+    sweep = write_sweep(tmp_path, "cond", sampler={"type": "tpe"}, n_trials=4, space=space)
+    plan = plan_sweep(compose_options([f"sweep={sweep}"]), [])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(8):
+        trial = study.ask()
+        chosen = plan.definition.space.suggest(trial)
+        assert ("sampler.threshold" in chosen) == (chosen["sampler"] == "threshold")
+        study.tell(trial, 0.0)
+
+    space["sampler.threshold"] = threshold  # unconditional: composed with sampler=confidence
+    sweep = write_sweep(tmp_path, "uncond", sampler={"type": "tpe"}, n_trials=4, space=space)
+    with pytest.raises(SweepConfigError) as err:
+        plan_sweep(compose_options([f"sweep={sweep}"]), [])
+    assert "the value 'confidence' (with sampler.threshold=0.5) does not compose" in str(err.value)
+    assert "Could not override 'sampler.threshold'" in str(err.value)
+    sweep = write_sweep(
+        tmp_path,
+        "grid",
+        space={**space, "sampler.threshold": {**threshold, "when": {"sampler": "threshold"}}},
+    )
+    with pytest.raises(SweepConfigError, match="grid sampler needs an unconditional space"):
+        plan_sweep(compose_options([f"sweep={sweep}"]), [])
+
+
+# -- the shipped sweeps ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", [None, "tiny"])
+def test_objective_sweep_composes(preset):
+    options = ["sweep=objective"] + ([f"preset={preset}"] if preset else [])
+    plan = plan_sweep(compose_options(options), [])
+    assert plan.n_trials == 8  # noise x weighting x n_kv_heads
+    assert plan.definition.space.keys == ["noise", "weighting", "model.n_kv_heads"]
+
+
+@pytest.mark.parametrize("sweep", ["sft_epochs", "denoising_steps"])
+def test_sweeps_needing_evaluate_say_so(sweep):
+    with pytest.raises(SweepConfigError, match="is not available yet: .*lit_illada.evaluate"):
+        plan_sweep(compose_options([f"sweep={sweep}"]), [])
+
+
+# -- pieces ------------------------------------------------------------------------------------------
+
+
+def test_budget_counts_a_retried_trial_once():
+    study = optuna.create_study()
+    study.add_trial(optuna.create_trial(state=TrialState.COMPLETE, value=1.0))
+    study.add_trial(optuna.create_trial(state=TrialState.FAIL))  # stale, then re-queued:
+    study.add_trial(optuna.create_trial(state=TrialState.WAITING, system_attrs={"retry_history": [1]}))
+    budget = count(study, n_trials=3)
+    assert (budget.used, budget.waiting, budget.can_start) == (2, 1, True)
+    assert count(study, n_trials=2).can_start  # the budget is used, but the WAITING retry still runs
+
+
+def test_metrics_csv_skips_a_half_written_row(tmp_path):
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("step,train/loss,val/nll\n0,5.5,\n1,,5.25\n3,,5.1")  # the last row has no newline yet
+    assert read_metric_column(csv, "val/nll") == [(1, 5.25)]
+    assert read_metric_column(tmp_path / "missing.csv", "val/nll") == []
+
+
+def test_values_are_written_as_hydra_reads_them():
+    assert [format_value(v) for v in (None, True, 3, 1e-5, "cosine", "[0.9,0.95]")] == [
+        "null",
+        "true",
+        "3",
+        "1e-05",
+        "cosine",
+        "[0.9,0.95]",
+    ]
+
+
+def test_each_worker_gets_its_own_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    assert trial_env(1, 2)["CUDA_VISIBLE_DEVICES"] == "6,7"
+    assert trial_env(0, None)["CUDA_VISIBLE_DEVICES"] == "4,5,6,7"
+    with pytest.raises(ValueError, match="lower workers"):
+        trial_env(2, 2)
