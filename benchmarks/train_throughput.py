@@ -27,8 +27,7 @@ from lit_illada.lr_schedules import WarmupHoldCosine
 from lit_illada.module import DiffusionLM
 from lit_illada.resolvers import best_cpu_precision
 from lit_illada.builder import load_model_preset as load_preset
-
-PEAK_BF16_FLOPS = 989e12  # H100/H200 dense bf16
+from lit_illada.plan import flops_per_token, peak_flops
 
 
 class RepeatedBatch(Dataset):
@@ -40,12 +39,6 @@ class RepeatedBatch(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"input_ids": self.ids}
-
-
-def flops_per_token(module: DiffusionLM, seq_len: int) -> float:
-    """6·(non-embedding params) + 6·vocab·d + 6·layers·heads·head_dim·seq (REFERENCE.md)."""
-    c = module.config
-    return 6 * module.net.num_params(non_embedding=True) + 6 * c.vocab_size * c.d_model + 6 * c.n_layers * c.n_heads * c.head_dim * seq_len
 
 
 def make_module(model_name: str, mask_id: int) -> DiffusionLM:
@@ -154,11 +147,13 @@ def main() -> None:
         "ratio_lightning_over_bare": round(statistics.median(lightning) / statistics.median(bare), 3),
         "runs": {"bare": [round(x, 1) for x in bare], "lightning": [round(x, 1) for x in lightning]},
     }
-    if device == "cuda":
-        flops = flops_per_token(template, args.seq)
+    peak = peak_flops("gpu" if device == "cuda" else "cpu")  # 989e12 on H100/H200
+    if peak:
+        flops = flops_per_token(template.config, args.seq)
         result["flops_per_token"] = flops
-        result["bare_mfu"] = round(statistics.median(bare) * flops / PEAK_BF16_FLOPS, 4)
-        result["lightning_mfu"] = round(statistics.median(lightning) * flops / PEAK_BF16_FLOPS, 4)
+        result["peak_flops"] = peak
+        result["bare_mfu"] = round(statistics.median(bare) * flops / peak, 4)
+        result["lightning_mfu"] = round(statistics.median(lightning) * flops / peak, 4)
     print(json.dumps(result, indent=2))
 
 

@@ -60,6 +60,7 @@ def build_module(cfg: DictConfig, tokenizer, model_config: ModelConfig | None = 
         sampler=build_sampler(cfg, tokenizer),
         byte_level=tokenizer.is_byte_level,
         run_config=OmegaConf.to_container(cfg, resolve=True),
+        parallel=instantiate(cfg.parallel) if cfg.get("parallel") else None,  # trainer=fsdp
     )
 
 

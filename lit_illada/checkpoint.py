@@ -28,7 +28,7 @@ class LoadedCheckpoint:
 def resolve_checkpoint_path(path: str | Path) -> Path:
     """A .ckpt file, or a run directory (its best, else last, checkpoint)."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not path.name.endswith(".ckpt") and not (path / "model.safetensors").exists():
         for candidate in (path / "checkpoints" / "best.ckpt", path / "checkpoints" / "last.ckpt", path / "best.ckpt", path / "last.ckpt"):
             if candidate.exists():
                 return candidate
@@ -43,6 +43,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", dtype:
     from hydra.utils import instantiate  # noqa: PLC0415
 
     path = resolve_checkpoint_path(path)
+    from lit_illada import convert  # noqa: PLC0415 - sharded/consolidated formats live there
+
+    if path.is_dir() and (path / convert.WEIGHTS).exists():
+        if (path / convert.RUN_CONFIG).exists():  # consolidated from one of our training runs
+            return convert.load_consolidated(path, device)
+        return _load_imported(path, device, dtype)  # imported released weights (convert from_hf)
+    if path.is_dir() and convert.sharded_checkpoint(path):  # an FSDP (DCP) checkpoint folder
+        return convert.load_sharded(path, device)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, not a checkpoint, or unsafe pickle
@@ -56,3 +64,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", dtype:
     net = net.to(device=device, dtype=dtype).eval()
     tokenizer = instantiate(run_config.tokenizer)
     return LoadedCheckpoint(net, tokenizer, build_objective(run_config, tokenizer), run_config, path)
+
+
+def _load_imported(path: Path, device, dtype) -> LoadedCheckpoint:
+    """An imported LLaDA / iLLaDA directory: weights + config, the HF tokenizer beside them."""
+    from lit_illada.api import load  # noqa: PLC0415
+    from lit_illada.diffusion import AllPositions, DiffusionObjective, ElboWeighting, LinearSchedule  # noqa: PLC0415
+
+    net = load(path, device=device, dtype=dtype)
+    if getattr(net, "tokenizer", None) is None:
+        raise ValueError(f"ckpt={path}: no tokenizer.json next to the weights; copy the HF tokenizer files there")
+    objective = DiffusionObjective(LinearSchedule(), ElboWeighting(), AllPositions(), mask_id=net.mask_id)
+    return LoadedCheckpoint(net, net.tokenizer, objective, OmegaConf.create({"source": str(path)}), path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from functools import partial
 from typing import Any, Callable
 
@@ -17,6 +18,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
+from lit_illada.distributed import FSDPConfig, load_into_sharded, materialize, parallelize
 from lit_illada.model import ModelConfig, Transformer
 
 VAL_SEED = 20240917  # fixed masks for validation, so val/nll is comparable across runs
@@ -36,10 +38,15 @@ class DiffusionLM(L.LightningModule):
         sampler=None,
         byte_level: bool = False,
         run_config: dict | None = None,
+        parallel: FSDPConfig | None = None,
     ) -> None:
         super().__init__()
         self.config = model
-        self.net = Transformer(model)
+        self.parallel = parallel
+        self.init_from: str | None = None  # with ``parallel``: weights copied in right after sharding
+        # Sharded runs build on the meta device: configure_model() allocates only this rank's shards.
+        with torch.device("meta") if parallel is not None else nullcontext():
+            self.net = Transformer(model)
         self.objective = objective
         self.optimizer_factory = optimizer
         self.lr_schedule = lr_schedule
@@ -50,7 +57,25 @@ class DiffusionLM(L.LightningModule):
         self._step_started = 0.0
         self.train_tokens = 0
         self.train_seconds = 0.0
+        # Set by the entry point; with both, train/mfu is logged (FLOPs formula in lit_illada.plan).
+        self.flops_per_token: float | None = None
+        self.peak_flops: float | None = None
         self.last_validated_step = -1
+
+    # --------------------------------------------------------------- sharding
+    def configure_model(self) -> None:
+        """FSDP2: shard the meta-device Transformer, then allocate and initialize the shards.
+
+        Only the Transformer is materialized (Lightning's own meta materialization runs
+        ``to_empty`` over the whole module and would wipe the torchmetrics states). Lightning
+        calls this hook again for validate/test; a sharded net is left as it is.
+        """
+        if self.parallel is None or self.net.wte.weight.device.type != "meta":
+            return
+        parallelize(self.net, self.device_mesh["data_parallel"], self.parallel)
+        materialize(self.net, self.trainer.strategy.root_device)
+        if self.init_from is not None:
+            load_into_sharded(self.net, self.init_from)
 
     # ----------------------------------------------------------------- steps
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -74,6 +99,7 @@ class DiffusionLM(L.LightningModule):
             {"train/loss": out.loss.detach(), "train/nll": out.nll, "train/masked_acc": out.accuracy},
             prog_bar=False,
             on_step=True,
+            sync_dist=True,  # the mean over data-parallel ranks: the loss of the global batch
         )
         self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
         return out.loss
@@ -82,7 +108,10 @@ class DiffusionLM(L.LightningModule):
         seconds = time.perf_counter() - self._step_started
         self.train_tokens += self._pending_tokens
         self.train_seconds += seconds
-        self.log("train/tokens_per_s", self._pending_tokens / max(seconds, 1e-9), on_step=True)
+        tokens_per_s = self._pending_tokens / max(seconds, 1e-9)  # this device's
+        self.log("train/tokens_per_s", tokens_per_s, on_step=True)
+        if self.flops_per_token and self.peak_flops:
+            self.log("train/mfu", tokens_per_s * self.flops_per_token / self.peak_flops, on_step=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
 
     def on_validation_epoch_start(self) -> None:

@@ -8,6 +8,7 @@ samples and a loss curve.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import datetime
@@ -16,7 +17,9 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -30,40 +33,74 @@ from lit_illada.builder import (
     load_weights,
 )
 from lit_illada.config_checks import ConfigError, check_train_config
+from lit_illada.convert import read_model_state
+from lit_illada.distributed import is_launch_rank_zero, sharded_checkpoint, world_size
 from lit_illada.loggers import build_loggers
-from lit_illada.memory import available_memory, estimate_training_memory, fmt_bytes
+from lit_illada.memory import available_memory
 from lit_illada.module import DiffusionLM, NonFiniteLossError
+from lit_illada.plan import flops_per_token, layout_from_config, make_plan, peak_flops
 from lit_illada.run_record import RunRecord
+
+RUN_NAME_ENV = "LIT_ILLADA_RUN_NAME"  # how ranks that Lightning starts learn rank 0's run name
 
 
 def default_run_name(cfg: DictConfig) -> str:
+    """``<model>-<objective>-<stamp>``; under SLURM the stamp is the job id, which every rank
+    shares and a requeued job keeps, so the requeued job resumes the same run."""
     objective = cfg.objective._target_.rsplit(".", 1)[-1].removesuffix("Objective").lower()
-    return f"{cfg.model.name}-{objective}-{datetime.now():%Y%m%d-%H%M%S}"
+    job = os.environ.get("SLURM_JOB_ID")
+    stamp = f"slurm{job}" if job else f"{datetime.now():%Y%m%d-%H%M%S}"
+    return f"{cfg.model.name}-{objective}-{stamp}"
+
+
+def name_run(cfg: DictConfig) -> None:
+    with open_dict(cfg):
+        cfg.name = cfg.name or os.environ.get(RUN_NAME_ENV) or default_run_name(cfg)
+    if world_size(cfg.trainer) > 1:
+        # Lightning starts the other local ranks by re-running this command line, later: they
+        # would stamp another time. They inherit the environment, so they take this name.
+        os.environ[RUN_NAME_ENV] = cfg.name
+
+
+def check_launch(cfg: DictConfig) -> None:
+    """Refuse what cannot work across processes, before anything is written."""
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun and world_size(cfg.trainer) > 1:
+        # Lightning starts ranks 1..N-1 by re-running the command line: each would run the sweep.
+        raise ConfigError(
+            f"Hydra multirun (-m) cannot be combined with trainer.devices x trainer.num_nodes = "
+            f"{world_size(cfg.trainer)} processes; run each configuration as its own command "
+            f"(or sweep with python -m lit_illada.sweep, one process per trial)"
+        )
+    if cfg.get("parallel") and cfg.ema_decay is not None:
+        raise ConfigError(
+            f"ema_decay={cfg.ema_decay} with trainer=fsdp: Lightning's EMAWeightAveraging keeps an "
+            f"unsharded copy of the weights on every rank; set ema_decay=null"
+        )
 
 
 def check_memory(cfg: DictConfig, model_config) -> None:
-    """Refuse a run this machine cannot hold, before a single weight is allocated."""
+    """Refuse a run this machine cannot hold, before a single weight is allocated.
+
+    The same plan as ``python -m lit_illada.plan``, against this machine's memory per device.
+    """
     if cfg.allow_large:
         return
-    half = any(tag in str(cfg.trainer.get("precision", "32")) for tag in ("16", "bf16"))
-    estimate = estimate_training_memory(
-        model_config, cfg.data.batch_size, cfg.data.seq_len, activation_bytes=2 if half else 4
-    )
     accelerator = cfg.trainer.get("accelerator", "cpu")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={accelerator} but no CUDA device is visible; use trainer=cpu here"
         )
-    have, where = available_memory(accelerator)
-    if estimate.per_device <= 0.9 * have:
+    layout = layout_from_config(cfg)
+    have, where = available_memory(accelerator, devices=layout.world // cfg.trainer.get("num_nodes", 1))
+    plan = make_plan(model_config, layout, have, where)
+    if plan.fits:
         return
     raise ConfigError(
-        f"model={model_config.name} has {estimate.params:,} parameters. Training it needs about "
-        f"{fmt_bytes(estimate.per_device)} per device ({fmt_bytes(estimate.weights_grads_optimizer)} "
-        f"for fp32 weights, gradients and AdamW state, plus {fmt_bytes(estimate.activations)} of "
-        f"activations at batch {cfg.data.batch_size} x {cfg.data.seq_len}), but this machine has "
-        f"{where}. Use model=tiny or model=small here, or run on a GPU node with trainer=fsdp so "
-        f"the state is sharded (e.g. 8 x 80 GB for illada_8b). Pass allow_large=true to skip this check."
+        f"model={model_config.name} does not fit on this machine:\n{plan.render()}\n"
+        f"Use model=tiny or model=small here, or GPUs with trainer=fsdp: `python -m lit_illada.plan "
+        f"model={model_config.name} trainer.devices=8` shows a layout that fits 8 x 80 GB. "
+        f"Pass allow_large=true to skip this check."
     )
 
 
@@ -76,6 +113,16 @@ def prepare_data(cfg: DictConfig, tokenizer):
     except (ValueError, FileNotFoundError) as err:
         raise ConfigError(str(err)) from err
     return datamodule
+
+
+def set_initial_weights(module: DiffusionLM, path: str) -> None:
+    """Start from a run's weights (SFT): a ``.ckpt`` file or a sharded (DCP) checkpoint folder."""
+    if module.parallel is not None:
+        module.init_from = path  # sharded weights exist only once configure_model has run
+    elif sharded_checkpoint(path):
+        module.net.load_state_dict(read_model_state(path))
+    else:
+        load_weights(module, path)
 
 
 def build_callbacks(cfg: DictConfig, record: RunRecord) -> tuple[ModelCheckpoint, list]:
@@ -94,8 +141,8 @@ def build_callbacks(cfg: DictConfig, record: RunRecord) -> tuple[ModelCheckpoint
     return checkpoint, callbacks
 
 
-def write_samples(module: DiffusionLM, datamodule, tokenizer, cfg: DictConfig, record: RunRecord) -> list[dict]:
-    """Continue a few held-out prompts with the configured sampler; print and record them."""
+def draw_samples(module: DiffusionLM, datamodule, tokenizer, cfg: DictConfig) -> list[dict]:
+    """Continue a few held-out prompts with the configured sampler (the same prompts on every rank)."""
     if cfg.num_samples <= 0 or module.sampler is None:
         return []
     batch = next(iter(datamodule.val_dataloader()))
@@ -115,20 +162,22 @@ def write_samples(module: DiffusionLM, datamodule, tokenizer, cfg: DictConfig, r
                 "tokens_per_s": round(result.tokens_per_second, 1),
             }
         )
-    record.write_samples(rows)
     return rows
 
 
 def summarize(trainer: L.Trainer, module: DiffusionLM, checkpoint: ModelCheckpoint, started: float) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k}
+    tokens_per_s = module.train_tokens / max(module.train_seconds, 1e-9)  # per device
     summary = {
         **metrics,
         "params": module.net.num_params(),
         "step": trainer.global_step,
-        "train/tokens_per_s": module.train_tokens / max(module.train_seconds, 1e-9),
+        "train/tokens_per_s": tokens_per_s,
         "wall_seconds": round(time.time() - started, 1),
         "status": "finished",
     }
+    if module.flops_per_token and module.peak_flops:
+        summary["train/mfu"] = tokens_per_s * module.flops_per_token / module.peak_flops
     if checkpoint.best_model_score is not None:
         summary["best/val/nll"] = float(checkpoint.best_model_score)
     return summary
@@ -138,8 +187,8 @@ def run(cfg: DictConfig) -> dict:
     started = time.time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    with open_dict(cfg):
-        cfg.name = cfg.name or default_run_name(cfg)
+    check_launch(cfg)
+    name_run(cfg)
     record = RunRecord(Path(cfg.runs_root) / cfg.name)
 
     tokenizer = build_tokenizer(cfg)
@@ -150,23 +199,30 @@ def run(cfg: DictConfig) -> dict:
     check_memory(cfg, model_config)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    record.create().write_config(cfg)
+    record.create()
+    if is_launch_rank_zero():  # one writer; the other ranks run this code too
+        record.write_config(cfg)
     datamodule = prepare_data(cfg, tokenizer)
     module = build_module(cfg, tokenizer, model_config)
     resume_from = record.last_checkpoint
     if resume_from is None and cfg.init_from:
-        load_weights(module, cfg.init_from)
+        set_initial_weights(module, cfg.init_from)
 
+    module.flops_per_token = flops_per_token(model_config, cfg.data.seq_len)
+    module.peak_flops = peak_flops(cfg.trainer.accelerator)  # None on CPU: no train/mfu there
     checkpoint, callbacks = build_callbacks(cfg, record)
     loggers = build_loggers(cfg, cfg.name, record.root, job_type=cfg.stage_name)
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(record.root)
     )
-    print(f"run {cfg.name}: {module.net.num_params():,} parameters -> {record.root}/", flush=True)
+    if is_launch_rank_zero():
+        print(f"run {cfg.name}: {module.net.num_params():,} parameters -> {record.root}/", flush=True)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     except NonFiniteLossError as err:
-        record.write_summary({**summarize(trainer, module, checkpoint, started), "status": "failed", "error": str(err)})
+        if trainer.is_global_zero:
+            summary = summarize(trainer, module, checkpoint, started)
+            record.write_summary({**summary, "status": "failed", "error": str(err)})
         raise SystemExit(f"error: {err}") from None
 
     if module.last_validated_step != trainer.global_step:
@@ -174,7 +230,11 @@ def run(cfg: DictConfig) -> dict:
         # the summary must describe the final weights.
         trainer.validate(module, datamodule=datamodule, verbose=False)
     summary = summarize(trainer, module, checkpoint, started)
-    samples = write_samples(module, datamodule, tokenizer, cfg, record)
+    samples = draw_samples(module, datamodule, tokenizer, cfg)  # every rank: sharded forwards
+    if not trainer.is_global_zero:
+        return summary
+    if samples:
+        record.write_samples(samples)
     record.write_summary(summary)
     if record.metrics_csv.exists():
         from analysis import load_metrics  # noqa: PLC0415

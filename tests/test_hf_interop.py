@@ -343,3 +343,22 @@ def test_key_map_covers_every_parameter_exactly_once():
         key_map = hf_key_map(model.config)
         assert set(key_map) == {name for name, _ in model.named_parameters()}
         assert set(key_map.values()) == set(hf_tensors(model))
+
+
+# --- the convert CLI and the entry points on imported weights --------------------------------
+
+
+def test_convert_cli_imports_and_exports_and_generate_runs_on_the_import(case, tmp_path):
+    from lit_illada.checkpoint import load_checkpoint
+    from lit_illada.convert import main as convert
+
+    hf_dir, reference, config = case
+    convert(["from_hf", str(hf_dir), str(tmp_path / "lit")])
+    convert(["to_hf", str(tmp_path / "lit"), str(tmp_path / "back")])
+    assert_same_tensors(read_hf_tensors(tmp_path / "back"), read_hf_tensors(hf_dir))
+
+    loaded = load_checkpoint(tmp_path / "lit")  # what generate / evaluate / lm_eval use
+    ids = ids_for(reference)
+    with torch.no_grad():
+        assert torch.equal(loaded.net(ids), reference(ids))
+    assert loaded.objective.mask_id == config["mask_token_id"] == loaded.tokenizer.mask_id

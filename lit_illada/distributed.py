@@ -1,0 +1,195 @@
+"""Multi-GPU training: FSDP2 sharding of the Transformer and the Lightning strategy that runs it.
+
+``parallelize()`` stays apart from the model (torchtitan's layout). With ``trainer=fsdp`` the
+LightningModule builds its Transformer on the meta device, and ``configure_model`` calls
+``parallelize`` (activation checkpointing, ``fully_shard`` per block then the root, optional
+per-block compile) and ``materialize`` (allocate this rank's shards, run the model's own
+``init_weights``). No rank ever holds the whole model.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
+from lightning.pytorch.strategies import ModelParallelStrategy
+from torch import nn
+from torch.distributed import checkpoint as dcp
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    set_model_state_dict,
+)
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+from torch.distributed.tensor import DTensor
+
+from lit_illada.config_checks import ConfigError
+from lit_illada.model import Transformer
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Transformer methods that samplers call besides forward(): they must unshard the root too.
+EXTRA_FORWARD_METHODS = ("prefill", "forward_window")
+
+
+@dataclass(frozen=True)
+class FSDPConfig:
+    """The ``parallel.*`` keys of ``conf/trainer/fsdp.yaml``; checked when the config is built."""
+
+    param_dtype: str = "bfloat16"  # dtype of gathered weights and compute; master weights stay float32
+    reduce_dtype: str = "float32"  # dtype of the gradient reduce-scatter
+    activation_checkpointing: int = 0  # 0 off, 1 every block (full), k every k-th block
+    compile: bool = False  # torch.compile each block after sharding
+
+    def __post_init__(self) -> None:
+        for key in ("param_dtype", "reduce_dtype"):
+            if getattr(self, key) not in DTYPES:
+                raise ValueError(f"parallel.{key}={getattr(self, key)!r}: choose one of {sorted(DTYPES)}")
+        k = self.activation_checkpointing
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(
+                f"parallel.activation_checkpointing={k!r}: 0 (off), 1 (every block) or k (every k-th block)"
+            )
+
+    @property
+    def mp_policy(self) -> MixedPrecisionPolicy:
+        dtypes = DTYPES[self.param_dtype], DTYPES[self.reduce_dtype]
+        return MixedPrecisionPolicy(param_dtype=dtypes[0], reduce_dtype=dtypes[1])
+
+
+def checkpointed_blocks(n_layers: int, every: int) -> list[int]:
+    """Blocks whose activations are recomputed in the backward pass: every ``every``-th (0: none)."""
+    return [] if every == 0 else list(range(0, n_layers, every))
+
+
+def parallelize(model: Transformer, mesh: DeviceMesh, config: FSDPConfig) -> Transformer:
+    """Shard ``model`` in place over the 1-D data-parallel ``mesh``: each block, then the root.
+
+    The root group holds the embedding, the tied LM head and the final norm. Works on a model
+    still on the meta device: nothing is allocated here.
+    """
+    checkpointed = set(checkpointed_blocks(len(model.blocks), config.activation_checkpointing))
+    for i, block in enumerate(model.blocks):
+        if i in checkpointed:
+            # The wrapper's state-dict hooks drop its prefix: checkpoints load with or without it.
+            block = checkpoint_wrapper(block)
+            model.blocks[i] = block
+        fully_shard(block, mesh=mesh, mp_policy=config.mp_policy)
+    fully_shard(model, mesh=mesh, mp_policy=config.mp_policy)
+    for method in EXTRA_FORWARD_METHODS:
+        register_fsdp_forward_method(model, method)
+    if config.compile:
+        for block in model.blocks:
+            block.compile()  # in place: parameter names (and checkpoint keys) do not change
+    return model
+
+
+def materialize(model: Transformer, device: torch.device) -> None:
+    """Allocate this rank's shards on ``device`` and initialize them with ``model.init_weights``."""
+    model.to_empty(device=device)
+    if device.type == "cuda":
+        # DTensor's offset-based RNG gives each shard its own slice of one stream: the
+        # initial weights do not depend on the number of ranks.
+        model.init_weights()
+        return
+    # DTensor has no sharded RNG on CPU: every rank would draw the same numbers and the shards
+    # of a weight would repeat. Give each rank its own stream (the init then depends on the
+    # world size; runs that must match across world sizes start from init_from=).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch.initial_seed() + dist.get_rank())
+        model.init_weights()
+
+
+def load_into_sharded(model: Transformer, path: str | Path) -> None:
+    """Copy a run's weights (``init_from=``) into the sharded ``model``.
+
+    A DCP folder is read shard by shard on every rank; a ``.ckpt`` file is read on rank 0 only
+    (memory-mapped) and broadcast one tensor at a time.
+    """
+    if sharded_checkpoint(path):
+        state = {"state_dict": {f"net.{k}": v for k, v in get_model_state_dict(model).items()}}
+        dcp.load(state, checkpoint_id=str(path))  # in place, into this rank's shards
+        return
+    full = {}
+    if dist.get_rank() == 0:
+        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True)["state_dict"]
+        full = {k.removeprefix("net."): v for k, v in saved.items() if k.startswith("net.")}
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, full, options=options)
+
+
+def local_param_bytes(model: nn.Module) -> int:
+    """Bytes of parameter storage on this rank (the local shards of sharded weights)."""
+    locals_ = (p.to_local() if isinstance(p, DTensor) else p for p in model.parameters())
+    return sum(t.numel() * t.element_size() for t in locals_)
+
+
+class FSDP2Strategy(ModelParallelStrategy):
+    """Lightning's ModelParallelStrategy as pure FSDP2: every rank is a data-parallel shard.
+
+    Lightning's "auto" sizes put tensor parallelism across the GPUs of a node, which this model
+    does not implement; here data_parallel_size is the world size and tensor_parallel_size 1.
+    """
+
+    def __init__(
+        self,
+        save_distributed_checkpoint: bool = True,
+        process_group_backend: str | None = None,
+        timeout: timedelta | None = default_pg_timeout,
+    ) -> None:
+        super().__init__(
+            data_parallel_size="auto",
+            tensor_parallel_size=1,
+            save_distributed_checkpoint=save_distributed_checkpoint,
+            process_group_backend=process_group_backend,
+            timeout=timeout,
+        )
+
+    def setup_environment(self) -> None:
+        # Devices and nodes are known by now; the parent builds the mesh from these sizes.
+        self._data_parallel_size = self.num_nodes * self.num_processes
+        super().setup_environment()
+
+    def save_checkpoint(self, checkpoint: dict, filepath, storage_options=None) -> None:
+        with warnings.catch_warnings():
+            # best.ckpt/ and last.ckpt/ are rewritten in place by design; DCP warns on every save.
+            warnings.filterwarnings("ignore", message="Detected an existing checkpoint")
+            super().save_checkpoint(checkpoint, filepath, storage_options)
+
+
+def world_size(trainer_cfg) -> int:
+    """Processes a ``trainer.*`` config runs: devices per node x nodes."""
+    devices, nodes = trainer_cfg.get("devices", 1), trainer_cfg.get("num_nodes", 1)
+    if devices in ("auto", -1, "-1"):  # Lightning: every visible GPU; one process on CPU
+        on_gpu = trainer_cfg.get("accelerator") in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+        devices = torch.cuda.device_count() if on_gpu else 1
+    elif isinstance(devices, Sequence) and not isinstance(devices, str):
+        devices = len(devices)  # explicit device indices
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ConfigError(
+            f"trainer.devices={devices!r}: expected a positive integer, a list of indices, or auto"
+        )
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ConfigError(f"trainer.num_nodes={nodes!r}: expected a positive integer")
+    return devices * nodes
+
+
+def is_launch_rank_zero() -> bool:
+    """False when the launcher (Lightning, torchrun or srun) named this process a non-zero rank.
+
+    Valid before the process group exists, so the run record is written by one process only.
+    """
+    return all(os.environ.get(key, "0") == "0" for key in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"))
+
+
+def sharded_checkpoint(path: str | Path) -> bool:
+    """True for a DCP folder as ``trainer=fsdp`` writes it (``last.ckpt/`` with ``.metadata``)."""
+    return (Path(path) / ".metadata").is_file()

@@ -1,0 +1,163 @@
+"""The memory/time plan: its byte counts against direct counts, its FLOPs against REFERENCE.md,
+and the command line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from torch.distributed.tensor import DTensor
+
+from lit_illada.builder import CONF_DIR, load_model_preset
+from lit_illada.distributed import FSDPConfig, materialize, parallelize
+from lit_illada.memory import Precision, training_memory
+from lit_illada.model import ModelConfig, Transformer
+from lit_illada.plan import flops_per_token, report
+from tests.test_distributed import _free_port, _init_gloo, _mesh
+
+ROOT = Path(__file__).resolve().parent.parent
+# Odd sizes on purpose: FSDP's uneven shards (rank 0 holds the larger one) must be counted right.
+SMALL = dict(vocab_size=263, n_layers=3, d_model=64, n_heads=4, n_kv_heads=1, ffn_hidden=176)
+
+
+def _local_bytes(tensors) -> int:
+    locals_ = (t.to_local() if isinstance(t, DTensor) else t for t in tensors)
+    return sum(t.numel() * t.element_size() for t in locals_)
+
+
+def _train_step(net: Transformer) -> torch.optim.Optimizer:
+    optimizer = torch.optim.AdamW(net.parameters())
+    ids = torch.randint(0, net.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
+    F.cross_entropy(net(ids).flatten(0, 1), ids.flatten()).backward()
+    optimizer.step()
+    return optimizer
+
+
+def _measured(net: Transformer, optimizer: torch.optim.Optimizer) -> dict[str, int]:
+    params = list(net.parameters())
+    state = [t for s in optimizer.state.values() for t in s.values()]
+    grads = (p.grad for p in params)
+    return {"params": _local_bytes(params), "grads": _local_bytes(grads), "optimizer": _local_bytes(state)}
+
+
+def test_weight_grad_and_optimizer_bytes_match_a_direct_count_on_one_device():
+    torch.manual_seed(0)
+    net = Transformer(ModelConfig(**SMALL))
+    measured = _measured(net, _train_step(net))
+    plan = training_memory(net.config, batch_size=2, seq_len=16)
+    assert measured == {"params": plan.params, "grads": plan.grads, "optimizer": plan.optimizer}
+
+
+def _sharded_counts_worker(rank: int, world: int, port: int, out: str) -> None:
+    _init_gloo(rank, world, port)
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        net = Transformer(ModelConfig(**SMALL))
+    parallelize(net, _mesh(world), FSDPConfig(param_dtype="float32"))
+    materialize(net, torch.device("cpu"))
+    measured = _measured(net, _train_step(net))
+    if rank == 0:
+        torch.save(measured, out)
+    dist.destroy_process_group()
+
+
+def test_sharded_bytes_match_rank_zeros_direct_count(tmp_path):
+    mp.spawn(_sharded_counts_worker, args=(2, _free_port(), str(tmp_path / "counts.pt")), nprocs=2)
+    measured = torch.load(tmp_path / "counts.pt")
+    plan = training_memory(ModelConfig(**SMALL), batch_size=2, seq_len=16, world=2, sharded=True)
+    assert measured == {"params": plan.params, "grads": plan.grads, "optimizer": plan.optimizer}
+
+
+def _saved_for_backward(net: Transformer, batch: int, seq: int) -> int:
+    """Bytes of the distinct non-parameter tensors autograd keeps for the backward pass."""
+    weights = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    saved: dict[int, int] = {}
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    ids = torch.randint(0, net.config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(0))
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        everywhere = torch.ones_like(ids, dtype=torch.bool)  # t near 1: every position is masked
+        F.cross_entropy(net(ids, logits_at=everywhere).float(), ids[everywhere])
+    for table in net._rope_cache:  # cos/sin: built once per model like weights, not per token
+        saved.pop(table.untyped_storage().data_ptr(), None)
+    return sum(saved.values())
+
+
+WIDER = dict(SMALL, d_model=128, n_heads=2, n_kv_heads=2, vocab_size=2048)
+
+
+@pytest.mark.parametrize(("dtype", "compute"), [(torch.float32, 4), (torch.bfloat16, 2)])
+@pytest.mark.parametrize("config", [SMALL, WIDER])
+def test_activation_bytes_match_what_autograd_saves(dtype, compute, config):
+    torch.manual_seed(0)
+    net = Transformer(ModelConfig(**config)).to(dtype)
+    measured = _saved_for_backward(net, batch=2, seq=64)
+    plan = training_memory(net.config, batch_size=2, seq_len=64, precision=Precision(compute=compute))
+    assert plan.activations == pytest.approx(measured, rel=0.02)
+
+
+def test_activation_checkpointing_keeps_only_block_inputs():
+    config = load_model_preset("illada_8b")
+    plain = training_memory(config, batch_size=1, seq_len=4096, world=8, sharded=True)
+    every = training_memory(config, batch_size=1, seq_len=4096, world=8, sharded=True, checkpointed_blocks=32)
+    half = training_memory(config, batch_size=1, seq_len=4096, world=8, sharded=True, checkpointed_blocks=16)
+    assert every.activations < half.activations < plain.activations
+    assert every.params == plain.params and every.transient > plain.transient  # one block is recomputed
+
+
+def test_flops_per_token_reproduce_the_reference_mfu_table():
+    # REFERENCE.md: a 1.40B iLLaDA-shaped model at seq 2048, 35.7k tokens/s = 32.5% of 989 TFLOP/s.
+    implied = 0.325 * 989e12 / 35.7e3
+    assert flops_per_token(load_model_preset("illada_1b"), 2048) == pytest.approx(implied, rel=0.01)
+
+
+def compose_plan(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="plan", overrides=list(overrides))
+
+
+def test_illada_8b_fits_on_eight_80gb_gpus():
+    cfg = compose_plan("model=illada_8b", "trainer.devices=8", "data.seq_len=4096", "data.batch_size=1")
+    text, fits = report(cfg)
+    assert fits, text
+    assert "7,615,025,152 parameters" in text and "FSDP2 over 8 devices" in text
+    assert "days" in text and "MFU" in text
+
+
+def test_a_run_that_does_not_fit_gets_a_layout_that_does():
+    text, fits = report(compose_plan("data.seq_len=8192", "data.batch_size=4"))
+    assert not fits
+    assert "does NOT fit" in text and "fits with parallel.activation_checkpointing=" in text
+
+
+def test_plan_command_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_illada.plan", "model=llada_8b", "trainer.devices=8",
+         "trainer.num_nodes=2", "data.seq_len=4096", "data.batch_size=1", "gpu_memory_gb=80"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "8,015,581,184 parameters" in proc.stdout and "FSDP2 over 16 devices" in proc.stdout
+    for line in ("params", "grads", "optimizer", "activations", "total"):
+        assert f"  {line}" in proc.stdout
+
+
+def test_train_refuses_an_fsdp_run_that_cannot_fit_with_the_plan_as_message(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_illada.train", "model=illada_8b", "trainer=fsdp",
+         "trainer.accelerator=cpu", "trainer.devices=2", f"runs_root={tmp_path}", "logger=none"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "FSDP2 over 2 devices" in proc.stderr and "does NOT fit" in proc.stderr
+    assert not any(tmp_path.iterdir())
