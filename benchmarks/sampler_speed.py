@@ -23,7 +23,6 @@ import argparse
 import ast
 import json
 import time
-from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
