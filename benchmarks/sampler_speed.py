@@ -20,7 +20,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import time
 
@@ -33,6 +32,7 @@ from lit_illada.checkpoint import load_checkpoint
 from lit_illada.data import ByteTokenizer, PyStdlibCorpus, StdlibFunctionSFTSource
 from lit_illada.data.cache import tokenized_split
 from lit_illada.model import Transformer
+from lit_illada.tasks.docstring_to_body import body_parses
 
 # (label, yaml in conf/sampler, overrides). steps=None means steps = gen_length.
 POLICIES = [
@@ -77,22 +77,6 @@ def function_prompts(count: int) -> list[str]:
     return [example.prompt for example in examples[::step][:count]]
 
 
-def parses(prompt: str, completion: str) -> bool:
-    """The generated body parses and adds at least one statement after the docstring.
-
-    Whitespace alone would parse (the docstring is a valid body), so it does not count.
-    """
-    lines = completion.split("\n")
-    for text in (completion, "\n".join(lines[:-1])):  # the last line may be cut mid-token
-        try:
-            tree = ast.parse(prompt + text)
-        except SyntaxError:
-            continue
-        function = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
-        return function is not None and len(function.body) >= 2
-    return False
-
-
 def run_policy(sampler, denoise, prompts: torch.Tensor, batch: int) -> dict:
     nfe, seconds, committed, outputs = 0, 0.0, 0, []
     for i in range(0, len(prompts), batch):
@@ -128,7 +112,7 @@ def benchmark_checkpoint(args) -> dict:
             ids = torch.tensor([tokenizer.encode(text)])
             out = sampler.generate(net, ids, generator=torch.Generator().manual_seed(0))
             completion = tokenizer.decode(out.generated[0].tolist(), skip_special=False).split("<eos>")[0]
-            parsed += parses(text, completion)
+            parsed += body_parses(text, completion)
         stats["parse_rate"] = round(parsed / len(functions), 4)
         rows.append({"policy": label, **stats})
         print(f"# {label}: {json.dumps(stats)}", flush=True)

@@ -6,6 +6,8 @@ is read or weight allocated: a bad override fails in a second, not ten minutes i
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
 
@@ -14,6 +16,20 @@ from omegaconf import DictConfig
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message says which key and how to fix it."""
+
+
+def exit_on_bad_input(entry: Callable[[DictConfig], object], cfg: DictConfig) -> None:
+    """Run an entry point; a bad config prints one clear line and exits 2 (no traceback)."""
+    from hydra.errors import InstantiationException  # noqa: PLC0415
+
+    try:
+        entry(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except InstantiationException as err:  # a component's constructor rejected its arguments
+        print(f"error: {err.__cause__ or err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _number(cfg: DictConfig, key: str, low: float | None = None, low_inclusive: bool = False) -> float:

@@ -11,19 +11,17 @@ right, so diffusion and AR runs share one table.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import hydra
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lit_illada.builder import CONF_DIR, build_sampler
 from lit_illada.checkpoint import load_checkpoint
-from lit_illada.config_checks import ConfigError
+from lit_illada.config_checks import ConfigError, exit_on_bad_input
 from lit_illada.generate import pick_device, wants_bos
 from lit_illada.scoring import AutoregressiveScorer
 from lit_illada.tasks import EvalModel
@@ -103,14 +101,7 @@ def log_to_wandb(results: dict, run_dir: Path) -> None:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except InstantiationException as err:
-        print(f"error: {err.__cause__ or err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    exit_on_bad_input(evaluate, cfg)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import hydra
 import torch
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lit_illada.builder import CONF_DIR, build_sampler
 from lit_illada.checkpoint import LoadedCheckpoint, load_checkpoint
-from lit_illada.config_checks import ConfigError
+from lit_illada.config_checks import ConfigError, exit_on_bad_input
 
 
 def read_prompts(cfg: DictConfig) -> list[dict]:
@@ -135,14 +134,7 @@ def run(cfg: DictConfig) -> list[dict]:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="generate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except InstantiationException as err:
-        print(f"error: {err.__cause__ or err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    exit_on_bad_input(run, cfg)
 
 
 if __name__ == "__main__":

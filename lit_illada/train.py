@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,6 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
@@ -32,7 +30,7 @@ from lit_illada.builder import (
     fill_token_ids,
     load_weights,
 )
-from lit_illada.config_checks import ConfigError, check_train_config
+from lit_illada.config_checks import ConfigError, check_train_config, exit_on_bad_input
 from lit_illada.convert import read_model_state
 from lit_illada.distributed import is_launch_rank_zero, sharded_checkpoint, world_size
 from lit_illada.loggers import build_loggers
@@ -256,14 +254,7 @@ def report(summary: dict, samples: list[dict], record: RunRecord) -> None:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except InstantiationException as err:  # a component rejected its arguments
-        print(f"error: {err.__cause__ or err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    exit_on_bad_input(run, cfg)
 
 
 if __name__ == "__main__":
