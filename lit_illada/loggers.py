@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import netrc
 import os
+import time
 from pathlib import Path
 
 import csv
@@ -40,10 +41,12 @@ class MetricsCSVLogger(Logger):
     names appear.
     """
 
-    def __init__(self, path: str | Path, flush_every: int = 50) -> None:
+    def __init__(self, path: str | Path, flush_every: int = 50, flush_seconds: float = 10.0) -> None:
         super().__init__()
         self.path = Path(path)
         self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self._flushed_at = time.monotonic()
         self._rows: list[dict[str, Any]] = []
         self._columns: list[str] = self._existing_columns()
 
@@ -73,7 +76,9 @@ class MetricsCSVLogger(Logger):
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         row = {"step": step, **{k: float(v) for k, v in metrics.items() if k != "epoch"}}
         self._rows.append(row)
-        if len(self._rows) >= self.flush_every:
+        # Validation rows go out at once: sweeps prune on them and dashboards plot them.
+        stale = time.monotonic() - self._flushed_at > self.flush_seconds
+        if len(self._rows) >= self.flush_every or stale or any(key.startswith("val/") for key in row):
             self.save()
 
     @rank_zero_only
@@ -90,6 +95,7 @@ class MetricsCSVLogger(Logger):
             self._write(columns, self._rows, mode="a" if self.path.exists() else "w")
         self._columns = columns
         self._rows = []
+        self._flushed_at = time.monotonic()
 
     def _write(self, columns: list[str], rows: list[dict[str, Any]], mode: str) -> None:
         with self.path.open(mode, newline="") as handle:
