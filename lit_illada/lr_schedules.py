@@ -14,6 +14,16 @@ def _check(key: str, value: float, low: float, high: float) -> None:
         raise ValueError(f"lr_schedule.{key}={value}: must be in [{low}, {high}]")
 
 
+def _check_warmup(warmup_steps: int) -> None:
+    if warmup_steps < 0:
+        raise ValueError(f"lr_schedule.warmup_steps={warmup_steps}: must be >= 0")
+
+
+def _warmup(step: int, warmup_steps: int) -> float:
+    """Linear ramp to 1 over ``warmup_steps`` (both schedules start this way)."""
+    return (step + 1) / warmup_steps
+
+
 class WarmupHoldCosine:
     """Linear warmup → constant hold → cosine decay to ``min_lr_ratio`` (iLLaDA's shape).
 
@@ -22,8 +32,7 @@ class WarmupHoldCosine:
     """
 
     def __init__(self, warmup_steps: int = 100, hold_fraction: float = 0.0, min_lr_ratio: float = 0.1) -> None:
-        if warmup_steps < 0:
-            raise ValueError(f"lr_schedule.warmup_steps={warmup_steps}: must be >= 0")
+        _check_warmup(warmup_steps)
         _check("hold_fraction", hold_fraction, 0.0, 1.0)
         _check("min_lr_ratio", min_lr_ratio, 0.0, 1.0)
         self.warmup_steps = warmup_steps
@@ -32,7 +41,7 @@ class WarmupHoldCosine:
 
     def __call__(self, step: int, total_steps: int) -> float:
         if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
+            return _warmup(step, self.warmup_steps)
         decay_start = self.warmup_steps + self.hold_fraction * max(total_steps - self.warmup_steps, 0)
         if step < decay_start or total_steps <= decay_start:
             return 1.0
@@ -45,8 +54,7 @@ class WarmupStableDecay:
     """Warmup → constant → linear decay over the last ``decay_fraction`` of training (WSD)."""
 
     def __init__(self, warmup_steps: int = 100, decay_fraction: float = 0.2, min_lr_ratio: float = 0.0) -> None:
-        if warmup_steps < 0:
-            raise ValueError(f"lr_schedule.warmup_steps={warmup_steps}: must be >= 0")
+        _check_warmup(warmup_steps)
         _check("decay_fraction", decay_fraction, 0.0, 1.0)
         _check("min_lr_ratio", min_lr_ratio, 0.0, 1.0)
         self.warmup_steps = warmup_steps
@@ -55,7 +63,7 @@ class WarmupStableDecay:
 
     def __call__(self, step: int, total_steps: int) -> float:
         if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
+            return _warmup(step, self.warmup_steps)
         decay_start = total_steps * (1.0 - self.decay_fraction)
         if step < decay_start or self.decay_fraction == 0:
             return 1.0

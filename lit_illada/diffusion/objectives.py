@@ -32,6 +32,16 @@ class ObjectiveOutput:
         return self.n_correct / max(self.n_predicted, 1)
 
 
+def _output(loss: torch.Tensor, nll: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, n_tokens: int):
+    return ObjectiveOutput(
+        loss=loss,
+        nll=nll,
+        n_predicted=int(targets.numel()),
+        n_correct=(logits.detach().argmax(-1) == targets).sum(),
+        n_tokens=n_tokens,
+    )
+
+
 class Objective:
     """Shared plumbing: eligibility, random-length truncation, normalization."""
 
@@ -120,13 +130,9 @@ class DiffusionObjective(Objective):
         row = masked.nonzero()[:, 0]
         train_w = self.weighting(t, self.noise)[row]
         elbo_w = self._elbo(t, self.noise)[row]
-        return ObjectiveOutput(
-            loss=self._reduce(ce * train_w, masked, eligible),
-            nll=self._reduce(ce.detach() * elbo_w, masked, eligible),
-            n_predicted=int(targets.numel()),
-            n_correct=(logits.detach().argmax(-1) == targets).sum(),
-            n_tokens=B * L,
-        )
+        loss = self._reduce(ce * train_w, masked, eligible)
+        nll = self._reduce(ce.detach() * elbo_w, masked, eligible)
+        return _output(loss, nll, logits, targets, B * L)
 
     def generate(self, model, prompt: torch.Tensor, sampler, generator: torch.Generator | None = None):
         """Denoise ``sampler.gen_length`` masks after ``prompt`` with the configured policy.
@@ -176,13 +182,7 @@ class AutoregressiveObjective(Objective):
         targets = ids[target_mask]
         ce = F.cross_entropy(logits.float(), targets, reduction="none")
         loss = self._reduce(ce, target_mask, target_mask)
-        return ObjectiveOutput(
-            loss=loss,
-            nll=loss.detach(),
-            n_predicted=int(targets.numel()),
-            n_correct=(logits.detach().argmax(-1) == targets).sum(),
-            n_tokens=B * L,
-        )
+        return _output(loss, loss.detach(), logits, targets, B * L)
 
     def generate(self, model, prompt: torch.Tensor, sampler, generator: torch.Generator | None = None):
         """Left-to-right decoding; takes gen_length and temperature from the sampler config."""
