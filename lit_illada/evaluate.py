@@ -64,9 +64,11 @@ def evaluate(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     results = {
         "ckpt": str(cfg.ckpt),
+        "epoch": checkpoint_epoch(cfg.ckpt),  # checkpoints/epoch-<k>.ckpt of an SFT-epoch sweep, else None
         "objective": "autoregressive" if model.causal else "diffusion",
         "sampler": repr(model.sampler),
         "scorer": repr(model.scorer),
+        "config": OmegaConf.to_container(cfg, resolve=True),  # sampler.steps etc. for analysis
         "tasks": {},
     }
     for task in tasks:
@@ -81,18 +83,27 @@ def evaluate(cfg: DictConfig) -> dict:
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {output}")
     if cfg.wandb:
-        log_to_wandb(results, run_dir)
+        log_to_wandb(results, output)
     return results
 
 
-def log_to_wandb(results: dict, run_dir: Path) -> None:
+def checkpoint_epoch(ckpt: str) -> int | None:
+    stem = Path(str(ckpt)).stem
+    suffix = stem.removeprefix("epoch-")
+    return int(suffix) if stem.startswith("epoch-") and suffix.isdigit() else None
+
+
+def log_to_wandb(results: dict, output: Path) -> None:
+    """One W&B run (job_type eval) per results file; its id follows the file, so a re-run updates it."""
     import wandb  # noqa: PLC0415 - slow import, only when asked
 
-    from lit_illada.loggers import wandb_key_configured  # noqa: PLC0415
+    from lit_illada.loggers import stable_run_id, wandb_group, wandb_mode  # noqa: PLC0415
 
+    name = f"{output.parent.name}-eval" + (f"-epoch{results['epoch']}" if results["epoch"] else "")
     run = wandb.init(
-        project="lit_illada", job_type="eval", dir=str(run_dir), name=f"{run_dir.name}-eval",
-        mode="online" if wandb_key_configured() else "offline", config={k: v for k, v in results.items() if k != "tasks"},
+        project="lit_illada", job_type="eval", dir=str(output.parent), name=name, id=stable_run_id(str(output.resolve())),
+        group=wandb_group(None), mode=wandb_mode("auto"), resume="allow",
+        config={k: v for k, v in results.items() if k != "tasks"},
     )
     run.summary.update({f"{task}/{key}": value for task, metrics in results["tasks"].items()
                         for key, value in metrics.items() if isinstance(value, (int, float))})

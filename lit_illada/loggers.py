@@ -16,6 +16,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+# The sweep driver names each trial's W&B group (the study) through the environment, so the
+# trial's command line, and with it its config, stays the same whatever logger it uses.
+WANDB_GROUP_ENV = "LIT_ILLADA_WANDB_GROUP"
+# Config groups whose choice becomes a W&B tag ("noise=cosine"): dashboards filter on them.
+TAGGED_GROUPS = ("model", "objective", "noise", "weighting", "masking", "sampler", "scoring", "stage", "experiment")
 
 
 def wandb_key_configured() -> bool:
@@ -109,6 +114,31 @@ class MetricsCSVLogger(Logger):
         self.save()
 
 
+def component_tags(cfg: DictConfig) -> list[str]:
+    """``group=choice`` for the run's swappable components, plus its attention variant."""
+    from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    tags = [f"{group}={choices[group]}" for group in TAGGED_GROUPS if choices.get(group)]
+    model = cfg.get("model")
+    if model is not None:
+        tags.append("attention=" + ("mha" if model.n_kv_heads == model.n_heads else f"gqa{model.n_kv_heads}"))
+        tags.append(f"backend={model.attn_backend}")
+    return tags
+
+
+def wandb_group(configured: str | None) -> str | None:
+    return configured or os.environ.get(WANDB_GROUP_ENV) or None
+
+
+def wandb_mode(configured: str) -> str:
+    if configured not in WANDB_MODES:
+        raise ValueError(f"logger.wandb.mode={configured!r}: choose one of {WANDB_MODES}")
+    if configured == "auto":
+        return "online" if wandb_key_configured() else "offline"
+    return configured
+
+
 def build_loggers(cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> list[Logger]:
     loggers: list[Logger] = []
     if cfg.logger.get("csv", False):
@@ -122,22 +152,39 @@ def build_loggers(cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> l
 def _wandb_logger(wandb_cfg: DictConfig, cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> Logger:
     from lightning.pytorch.loggers import WandbLogger  # noqa: PLC0415 - wandb import is slow
 
-    mode = wandb_cfg.mode
-    if mode not in WANDB_MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r}: choose one of {WANDB_MODES}")
-    if mode == "auto":
-        mode = "online" if wandb_key_configured() else "offline"
     logger = WandbLogger(
         project=wandb_cfg.project,
         entity=wandb_cfg.entity,
-        group=wandb_cfg.group,
-        tags=list(wandb_cfg.tags),
+        group=wandb_group(wandb_cfg.group),
+        tags=[*wandb_cfg.tags, *component_tags(cfg)],
         job_type=job_type,
         name=name,
         id=stable_run_id(name),
         save_dir=str(run_dir),
-        mode=mode,
+        mode=wandb_mode(wandb_cfg.mode),
         resume="allow",
     )
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return logger
+
+
+def log_samples_table(loggers: list[Logger], samples: list[dict[str, Any]]) -> None:
+    """The run's sample generations as a W&B table (they are in samples.jsonl either way)."""
+    from lightning.pytorch.loggers import WandbLogger  # noqa: PLC0415
+
+    if not samples:
+        return
+    columns = list(samples[0])
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key="samples", columns=columns, data=[[row[c] for c in columns] for row in samples])
+
+
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Flush every logger and close the W&B run, so a sweep's next trial starts a fresh one."""
+    from lightning.pytorch.loggers import WandbLogger  # noqa: PLC0415
+
+    for logger in loggers:
+        logger.finalize("success")
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()

@@ -30,10 +30,11 @@ from lit_illada.builder import (
     fill_token_ids,
     load_weights,
 )
+from lit_illada.callbacks import EpochCheckpoints
 from lit_illada.config_checks import ConfigError, check_train_config, exit_on_bad_input
 from lit_illada.convert import read_model_state
 from lit_illada.distributed import is_launch_rank_zero, sharded_checkpoint, world_size
-from lit_illada.loggers import build_loggers
+from lit_illada.loggers import build_loggers, finish_loggers, log_samples_table
 from lit_illada.memory import available_memory
 from lit_illada.module import DiffusionLM, NonFiniteLossError
 from lit_illada.plan import flops_per_token, layout_from_config, make_plan, peak_flops
@@ -133,7 +134,9 @@ def build_callbacks(cfg: DictConfig, record: RunRecord) -> tuple[ModelCheckpoint
         save_last=True,
         auto_insert_metric_name=False,
     )
-    callbacks = [checkpoint]
+    callbacks: list = [checkpoint]
+    if cfg.checkpoint.every_epoch:
+        callbacks.append(EpochCheckpoints(record.checkpoints))
     if cfg.ema_decay is not None:
         callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
     return checkpoint, callbacks
@@ -233,7 +236,9 @@ def run(cfg: DictConfig) -> dict:
         return summary
     if samples:
         record.write_samples(samples)
+        log_samples_table(loggers, samples)
     record.write_summary(summary)
+    finish_loggers(loggers)
     if record.metrics_csv.exists():
         from analysis import load_metrics  # noqa: PLC0415
         from analysis.figures import plot_loss_curves  # noqa: PLC0415
