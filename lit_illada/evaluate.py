@@ -11,6 +11,7 @@ right, so diffusion and AR runs share one table.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -80,7 +81,10 @@ def evaluate(cfg: DictConfig) -> dict:
         print(f"{task.name}: {json.dumps(metrics)}", flush=True)
     output = Path(cfg.output) if cfg.output else run_dir / "results.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
+    # Atomic: a sweep reads the file as soon as it appears, and a killed run leaves none.
+    partial = output.with_name(f".{output.name}.tmp")
+    partial.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(partial, output)
     print(f"wrote {output}")
     if cfg.wandb:
         log_to_wandb(results, output)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -363,10 +364,66 @@ def test_objective_sweep_composes(preset):
     assert plan.definition.space.keys == ["noise", "weighting", "model.n_kv_heads"]
 
 
-@pytest.mark.parametrize("sweep", ["sft_epochs", "denoising_steps"])
-def test_sweeps_needing_evaluate_say_so(sweep):
-    with pytest.raises(SweepConfigError, match="is not available yet: .*lit_illada.evaluate"):
+def test_evaluate_sweep_needs_the_checkpoint_after_the_double_dash():
+    with pytest.raises(SweepConfigError, match="give it after --, e.g. .* -- ckpt=runs/<name>"):
+        plan_sweep(compose_options(["sweep=denoising_steps"]), [])
+
+
+@pytest.mark.parametrize("preset", [None, "tiny"])
+def test_sft_epochs_sweep_composes_and_evaluates_every_epoch(preset):
+    options = ["sweep=sft_epochs"] + ([f"preset={preset}"] if preset else [])
+    plan = plan_sweep(compose_options(options), [])
+    assert plan.n_trials == 6  # masking x lr
+    assert plan.command.every == "epoch"
+    assert ("limit=4" in plan.command.overrides) == (preset == "tiny")
+
+
+def test_evaluate_overrides_are_checked_against_the_evaluate_config(tmp_path):
+    sweep = write_sweep(
+        tmp_path, "bad_eval", command="train_then_evaluate",
+        evaluate={"every": "epoch", "overrides": ["sampler=no_such_sampler"]},
+    )
+    with pytest.raises(SweepConfigError, match="evaluate.overrides does not compose with conf/evaluate.yaml"):
         plan_sweep(compose_options([f"sweep={sweep}"]), [])
+
+
+@pytest.mark.slow
+def test_denoising_steps_sweep_evaluates_each_trial_and_gives_a_pareto_front(tmp_path, trained_run, capsys):
+    """The shipped sweep, tiny preset, on a real checkpoint: each trial is a real evaluate run."""
+    argv = ["sweep=denoising_steps", "preset=tiny", "n_trials=3", f"sweeps_root={tmp_path}",
+            "poll_interval=0.2", "--", f"ckpt={trained_run}"]
+    assert main(argv) == 0
+
+    study = load(tmp_path, "denoising_steps")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    for trial in study.trials:
+        results = json.loads((Path(trial.user_attrs["run_dir"]) / "results.json").read_text())
+        task = results["tasks"]["docstring_to_body"]
+        assert trial.values == [task["edit_similarity"], task["nfe"]]
+        assert results["config"]["sampler"]["block_length"] == trial.params["sampler.block_length"]
+        if trial.params["sampler"] == "confidence":  # one forward per step
+            assert task["nfe"] == trial.params["sampler.steps"]
+    assert "Pareto front" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_sft_epochs_sweep_reports_every_epoch_and_keeps_the_best(tmp_path, cache_dir):
+    """train_then_evaluate: SFT for 2 epochs, each epoch's checkpoint evaluated by a real evaluate run."""
+    argv = ["sweep=sft_epochs", "preset=tiny", "n_trials=1", f"sweeps_root={tmp_path}", "poll_interval=0.2",
+            "--", f"data.source.cache_dir={cache_dir}"]
+    assert main(argv) == 0
+
+    (trial,) = load(tmp_path, "sft_epochs").trials
+    assert trial.state == TrialState.COMPLETE
+    run_dir = Path(trial.user_attrs["run_dir"])
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("epoch-*.ckpt")) == ["epoch-1.ckpt", "epoch-2.ckpt"]
+    scores = {
+        epoch: json.loads((run_dir / "results" / f"epoch-{epoch}.json").read_text())["tasks"]["docstring_to_body"]
+        for epoch in (1, 2)
+    }
+    assert trial.intermediate_values == {e: scores[e]["edit_similarity"] for e in (1, 2)}
+    assert trial.value == max(s["edit_similarity"] for s in scores.values())
+    assert json.loads((run_dir / "results" / "epoch-2.json").read_text())["epoch"] == 2
 
 
 # -- pieces ------------------------------------------------------------------------------------------

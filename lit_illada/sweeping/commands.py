@@ -1,39 +1,56 @@
 """What a trial runs, and where it leaves its metrics.
 
-A command knows its entry point (the argv of the subprocess), which Hydra config its
-overrides must compose against, and how to read the final metrics and the intermediate
-values of a finished or running trial. Only ``train`` exists today; ``evaluate`` and
-``train_then_evaluate`` are named so that sweep files can be written for them (see
-sweeps/sft_epochs.yaml and sweeps/denoising_steps.yaml), and stop with a clear message.
+A command turns a trial's overrides into one or more stages (each a subprocess, run in
+order), knows which Hydra config those overrides compose against, and reads the trial's
+intermediate values and final metrics from its run record:
+
+- ``train``: ``python -m lit_illada.train``; values from summary.json, intermediate values
+  from metrics.csv rows (per validation).
+- ``evaluate``: ``python -m lit_illada.evaluate`` on a fixed checkpoint (``ckpt=`` after
+  ``--``); values from its results.json as ``<task>/<metric>``.
+- ``train_then_evaluate``: train, then evaluate the checkpoint of every epoch (or only the
+  last) into ``results/epoch-<k>.json``; each epoch's score is an intermediate value (so a
+  pruner stops a trial that falls behind before its remaining epochs are scored), and the
+  trial's values are those of its best epoch.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from lit_illada.callbacks import epoch_checkpoints
 from lit_illada.run_record import RunRecord
-from lit_illada.sweeping.definition import SweepDefinition
+from lit_illada.sweeping.definition import Objective, SweepDefinition, override_key
 from lit_illada.sweeping.errors import SweepConfigError, TrialFailed
+
+
+@dataclass(frozen=True)
+class Stage:
+    label: str  # names the stage's log files: logs/<run>.out for the first, <run>-<label>.out after
+    argv: list[str]
+    prune_after: bool = False  # ask the pruner once it has exited (its value arrives at the end)
 
 
 class TrainCommand:
     """``python -m lit_illada.train``; its run record holds summary.json and metrics.csv."""
 
     name = "train"
-    module = "lit_illada.train"
     config_name = "train"  # conf/train.yaml: what the overrides are checked against
 
-    def __init__(self, definition: SweepDefinition) -> None:
+    def __init__(self, definition: SweepDefinition, preset: str | None = None) -> None:
         if definition.evaluate:
             raise SweepConfigError(
-                f"{definition.path}: evaluate: only evaluate commands use it (command=train)"
+                f"{definition.path}: evaluate: only command=train_then_evaluate uses it (command={self.name})"
             )
 
-    def argv(self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]) -> list[str]:
-        return [*launcher, "-m", self.module, f"name={run_name}", f"runs_root={runs_root}", *overrides]
+    def stages(self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]) -> Iterator[Stage]:
+        yield Stage("train", _train_argv(launcher, run_name, runs_root, overrides))
 
     @staticmethod
     def run_dir(runs_root: Path, run_name: str) -> Path:
@@ -42,7 +59,7 @@ class TrainCommand:
     def intermediate_values(self, run_dir: Path, metric: str) -> list[tuple[int, float]]:
         return read_metric_column(RunRecord(run_dir).metrics_csv, metric)
 
-    def results(self, run_dir: Path, metrics: list[str]) -> list[float]:
+    def results(self, run_dir: Path, objectives: list[Objective]) -> list[float]:
         """The objective values from summary.json; a trial without them failed."""
         summary = RunRecord(run_dir).read_summary()
         if not summary:
@@ -51,16 +68,166 @@ class TrainCommand:
             raise TrialFailed(
                 f"summary.json says status={summary.get('status')!r}: {summary.get('error', '')}"
             )
-        values = []
-        for metric in metrics:
-            if metric not in summary:
-                keys = ", ".join(sorted(k for k, v in summary.items() if isinstance(v, (int, float))))
-                raise TrialFailed(f"summary.json has no {metric!r}; it has: {keys}")
-            value = float(summary[metric])
-            if not math.isfinite(value):
-                raise TrialFailed(f"{metric} = {value}")
-            values.append(value)
-        return values
+        return _pick(summary, objectives, f"{run_dir}/summary.json")
+
+
+class EvaluateCommand:
+    """Scores one fixed checkpoint (given as ``-- ckpt=<run>``) per trial: sampler, steps, ..."""
+
+    name = "evaluate"
+    config_name = "evaluate"
+
+    def __init__(self, definition: SweepDefinition, preset: str | None = None) -> None:
+        if definition.evaluate:
+            raise SweepConfigError(
+                f"{definition.path}: evaluate: not used by command=evaluate (its space and fixed "
+                f"overrides are already evaluate overrides)"
+            )
+        if definition.intermediate:
+            raise SweepConfigError(
+                f"{definition.path}: intermediate: an evaluation reports only its final results; drop it"
+            )
+        _refuse_output_key(definition)
+
+    def stages(self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]) -> Iterator[Stage]:
+        output = self.run_dir(runs_root, run_name) / "results.json"
+        yield Stage("evaluate", [*launcher, "-m", "lit_illada.evaluate", *overrides, f"output={output}"])
+
+    @staticmethod
+    def run_dir(runs_root: Path, run_name: str) -> Path:
+        return runs_root / run_name
+
+    def intermediate_values(self, run_dir: Path, metric: str) -> list[tuple[int, float]]:
+        return []
+
+    def results(self, run_dir: Path, objectives: list[Objective]) -> list[float]:
+        path = run_dir / "results.json"
+        return _pick(read_results(path), objectives, str(path))
+
+
+class TrainThenEvaluateCommand:
+    """Trains (e.g. SFT from a base checkpoint), then evaluates its checkpoints one by one."""
+
+    name = "train_then_evaluate"
+    config_name = "train"
+    EVERY = ("epoch", "end")
+
+    def __init__(self, definition: SweepDefinition, preset: str | None = None) -> None:
+        spec = dict(definition.evaluate)
+        unknown = sorted(set(spec) - {"every", "overrides", "presets"})
+        if unknown:
+            raise SweepConfigError(
+                f"{definition.path}: evaluate.{unknown[0]}: unknown; allowed: every, overrides, presets"
+            )
+        self.every = spec.get("every", "epoch")
+        if self.every not in self.EVERY:
+            raise SweepConfigError(f"{definition.path}: evaluate.every={self.every!r}: choose one of {self.EVERY}")
+        self.overrides = [str(item) for item in spec.get("overrides") or []]
+        if preset is not None:  # the sweep's preset= also shrinks the evaluation (e.g. fewer examples)
+            self.overrides += [str(item) for item in (spec.get("presets") or {}).get(preset) or []]
+        for override in self.overrides:
+            if override_key(override) in ("ckpt", "output"):
+                raise SweepConfigError(
+                    f"{definition.path}: evaluate.overrides: {override}: the sweep sets {override_key(override)} "
+                    f"(each checkpoint of the trial, and its results file); drop it"
+                )
+        self.directions = [o.direction for o in definition.objectives]
+
+    def stages(self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]) -> Iterator[Stage]:
+        run_dir = self.run_dir(runs_root, run_name)
+        every_epoch = ["checkpoint.every_epoch=true"] if self.every == "epoch" else []
+        yield Stage("train", _train_argv(launcher, run_name, runs_root, [*overrides, *every_epoch]))
+        # Generated only now, after training: the epoch checkpoints exist.
+        checkpoints = self._checkpoints(run_dir)
+        for epoch, path in checkpoints:
+            output = run_dir / "results" / f"epoch-{epoch}.json"
+            if output.exists():  # a retried trial keeps the epochs already scored
+                continue
+            yield Stage(
+                f"eval-epoch{epoch}",
+                [*launcher, "-m", "lit_illada.evaluate", f"ckpt={path}", *self.overrides, f"output={output}"],
+                prune_after=epoch != checkpoints[-1][0],  # the last epoch's score ends the trial anyway
+            )
+
+    def _checkpoints(self, run_dir: Path) -> list[tuple[int, Path]]:
+        checkpoints = RunRecord(run_dir).checkpoints
+        found = epoch_checkpoints(checkpoints)
+        if self.every == "end" or not found:
+            last = checkpoints / "last.ckpt"
+            if not last.exists():
+                raise TrialFailed(f"training left no checkpoint in {checkpoints}")
+            epoch = found[-1][0] if found else 1
+            return [(epoch, last)]
+        return found
+
+    @staticmethod
+    def run_dir(runs_root: Path, run_name: str) -> Path:
+        return runs_root / run_name
+
+    def epoch_results(self, run_dir: Path) -> list[tuple[int, dict[str, float]]]:
+        rows = []
+        for path in sorted((run_dir / "results").glob("epoch-*.json")):
+            epoch = path.stem.removeprefix("epoch-")
+            if epoch.isdigit():
+                rows.append((int(epoch), read_results(path)))
+        return sorted(rows)
+
+    def intermediate_values(self, run_dir: Path, metric: str) -> list[tuple[int, float]]:
+        return [(epoch, values[metric]) for epoch, values in self.epoch_results(run_dir) if metric in values]
+
+    def results(self, run_dir: Path, objectives: list[Objective]) -> list[float]:
+        """The best epoch's values (by the first objective; a Pareto front has no single best)."""
+        scored = self.epoch_results(run_dir)
+        if not scored:
+            raise TrialFailed(f"no results/epoch-*.json in {run_dir}")
+        first = objectives[0]
+        candidates = [(epoch, values) for epoch, values in scored if first.metric in values]
+        if not candidates:
+            _pick(scored[-1][1], objectives, f"{run_dir}/results")  # raises, naming what exists
+        pick = max if first.direction == "maximize" else min
+        epoch, values = pick(candidates, key=lambda item: item[1][first.metric])
+        return _pick(values, objectives, f"{run_dir}/results/epoch-{epoch}.json")
+
+
+def _train_argv(launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]) -> list[str]:
+    return [*launcher, "-m", "lit_illada.train", f"name={run_name}", f"runs_root={runs_root}", *overrides]
+
+
+def _refuse_output_key(definition: SweepDefinition) -> None:
+    keys = [override_key(o) for o in definition.fixed] + list(definition.space.keys)
+    if "output" in keys:
+        raise SweepConfigError(
+            f"{definition.path}: output: the sweep writes each trial's results to <sweep>/runs/<trial>/results.json; drop it"
+        )
+
+
+def read_results(path: Path) -> dict[str, float]:
+    """results.json of ``python -m lit_illada.evaluate``, flattened to ``<task>/<metric>``."""
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TrialFailed(f"no {path}: the evaluation wrote no results") from None
+    except json.JSONDecodeError as err:
+        raise TrialFailed(f"{path} is not valid JSON ({err}); was the evaluation killed while writing?") from None
+    return {
+        f"{task}/{key}": float(value)
+        for task, metrics in results.get("tasks", {}).items()
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
+def _pick(values: dict, objectives: list[Objective], where: str) -> list[float]:
+    picked = []
+    for objective in objectives:
+        if objective.metric not in values:
+            keys = ", ".join(sorted(k for k, v in values.items() if isinstance(v, (int, float))))
+            raise TrialFailed(f"{where} has no {objective.metric!r}; it has: {keys}")
+        value = float(values[objective.metric])
+        if not math.isfinite(value):
+            raise TrialFailed(f"{objective.metric} = {value}")
+        picked.append(value)
+    return picked
 
 
 def read_metric_column(path: Path, column: str) -> list[tuple[int, float]]:
@@ -85,57 +252,15 @@ def read_metric_column(path: Path, column: str) -> list[tuple[int, float]]:
     return values
 
 
-class _NotAvailableYet:
-    name = ""
-    config_name = ""
-    missing = ""
-
-    def __init__(self, definition: SweepDefinition) -> None:
-        raise SweepConfigError(
-            f"{definition.path}: command={self.name} is not available yet: {self.missing} "
-            f"Only command=train sweeps run today."
-        )
-
-
-class EvaluateCommand(_NotAvailableYet):
-    """Scores a fixed checkpoint with ``python -m lit_illada.evaluate`` (sampler, steps, ...).
-
-    To add: argv ``-m lit_illada.evaluate ckpt=... output=<sweep dir>/runs/<name>/results.json``,
-    config_name ``evaluate``, and results flattened from results.json as ``<task>/<metric>``.
-    """
-
-    name = "evaluate"
-    config_name = "evaluate"
-    missing = (
-        "the sweep driver does not yet run `python -m lit_illada.evaluate` or read its results.json "
-        "into trial values."
-    )
-
-
-class TrainThenEvaluateCommand(_NotAvailableYet):
-    """Trains (e.g. SFT from a base checkpoint), then evaluates its checkpoints.
-
-    To add: train as TrainCommand does, then evaluate each checkpoint that ``evaluate.every``
-    names (``epoch`` needs train to keep one checkpoint per epoch), reporting each score as an
-    intermediate value and the best as the objective.
-    """
-
-    name = "train_then_evaluate"
-    config_name = "train"
-    missing = (
-        "the sweep driver does not yet evaluate a trial's checkpoints with `python -m lit_illada.evaluate`, "
-        "and train keeps no per-epoch checkpoints for `evaluate.every: epoch`."
-    )
-
-
 COMMANDS: dict[str, type] = {
     cls.name: cls for cls in (TrainCommand, EvaluateCommand, TrainThenEvaluateCommand)
 }
+Command = TrainCommand | EvaluateCommand | TrainThenEvaluateCommand
 
 
-def build_command(definition: SweepDefinition) -> TrainCommand:
+def build_command(definition: SweepDefinition, preset: str | None = None) -> Command:
     if definition.command not in COMMANDS:
         raise SweepConfigError(
             f"{definition.path}: command={definition.command!r}: choose one of {', '.join(COMMANDS)}"
         )
-    return COMMANDS[definition.command](definition)
+    return COMMANDS[definition.command](definition, preset)

@@ -15,22 +15,23 @@ import optuna
 from omegaconf import DictConfig
 
 from lit_illada.sweeping.budget import AskLock, count
-from lit_illada.sweeping.commands import TrainCommand, build_command
+from lit_illada.sweeping.commands import Command, EvaluateCommand, TrainThenEvaluateCommand, build_command
 from lit_illada.sweeping.definition import SweepDefinition, load_definition
+from lit_illada.sweeping.errors import SweepConfigError
 from lit_illada.sweeping.objective import TrialObjective, TrialSettings
 from lit_illada.sweeping.options import launcher
 from lit_illada.sweeping.paths import CONF_DIR, find_sweep_file
 from lit_illada.sweeping.report import print_report, trial_printer, write_trials_csv
 from lit_illada.sweeping.storage import default_storage_url, heartbeat_enabled, open_storage
 from lit_illada.sweeping.study import build_pruner, build_sampler, open_study, resolve_n_trials
-from lit_illada.sweeping.validate import check_composes, check_trial_overrides
+from lit_illada.sweeping.validate import check_composes, check_overrides_compose, check_trial_overrides
 from lit_illada.sweeping.workers import Workers
 
 
 @dataclass(frozen=True)
 class SweepPlan:
     definition: SweepDefinition
-    command: TrainCommand
+    command: Command
     study_name: str
     n_trials: int
     sweep_dir: Path
@@ -39,10 +40,18 @@ class SweepPlan:
 
 def plan_sweep(options: DictConfig, trial_overrides: list[str]) -> SweepPlan:
     definition = load_definition(find_sweep_file(options.sweep, options.sweeps_dir))
-    command = build_command(definition)
+    command = build_command(definition, options.preset)
     check_trial_overrides(definition, trial_overrides)
     base = [*definition.fixed_overrides(options.preset), *trial_overrides]
     check_composes(definition, command.config_name, base, CONF_DIR)
+    if isinstance(command, EvaluateCommand) and not any(o.startswith("ckpt=") for o in base):
+        raise SweepConfigError(
+            f"{definition.path}: command=evaluate scores one checkpoint: give it after --, e.g. "
+            f"python -m lit_illada.sweep sweep={definition.path.stem} -- ckpt=runs/<name>"
+        )
+    if isinstance(command, TrainThenEvaluateCommand):
+        check_overrides_compose("evaluate", ["ckpt=each_checkpoint", *command.overrides], CONF_DIR,
+                                f"{definition.path}: evaluate.overrides")
     build_sampler(definition)  # a bad sampler or pruner argument fails now, before the study exists
     build_pruner(definition)
     study_name = options.study or definition.study

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import optuna
 
-from lit_illada.sweeping.commands import TrainCommand
+from lit_illada.sweeping.commands import Command, Stage
 from lit_illada.sweeping.definition import SweepDefinition
 from lit_illada.sweeping.errors import SweepInterrupted, TrialFailed
 from lit_illada.sweeping.process import TrialProcess, trial_env
@@ -50,7 +50,7 @@ class TrialObjective:
     def __init__(
         self,
         definition: SweepDefinition,
-        command: TrainCommand,
+        command: Command,
         settings: TrialSettings,
         stop: threading.Event,
     ) -> None:
@@ -63,48 +63,66 @@ class TrialObjective:
         self, trial: optuna.Trial, worker_index: int, on_start: Callable[[], None]
     ) -> float | list[float]:
         on_start()  # the trial exists now: other workers may count it and create theirs
+        self._worker_index = worker_index
         run_name = f"{trial.study.study_name}-t{trial.number}"  # study= may rename the sweep's study
         run_dir = self.command.run_dir(self.settings.runs_root, run_name)
         overrides = [
             *self.settings.base_overrides,
             *self.definition.space.overrides(self.definition.space.suggest(trial)),
         ]
-        argv = self.command.argv(self.settings.launcher, run_name, self.settings.runs_root, overrides)
-        process = TrialProcess(
-            argv, self.settings.logs_dir / run_name, trial_env(worker_index, self.settings.devices_per_worker)
-        )
-        for key, value in (("run_dir", str(run_dir)), ("argv", argv), ("host", socket.gethostname())):
+        for key, value in (("run_dir", str(run_dir)), ("host", socket.gethostname())):
             trial.set_user_attr(key, value)
+        reporter = _Reporter(trial, self.command, run_dir, self.definition.intermediate)
+        started = time.monotonic()  # trial_timeout covers all of the trial's stages
+        stages = self.command.stages(self.settings.launcher, run_name, self.settings.runs_root, overrides)
+        for index, stage in enumerate(stages):
+            log_stem = self.settings.logs_dir / (run_name if index == 0 else f"{run_name}-{stage.label}")
+            self._run_stage(trial, stage, log_stem, reporter, started, first=index == 0)
+            if stage.prune_after and reporter.report_new() and trial.should_prune():
+                self._prune(trial, reporter)
+        try:
+            values = self.command.results(run_dir, self.definition.objectives)
+        except TrialFailed as err:
+            trial.set_user_attr("error", str(err))
+            raise
+        return values[0] if len(values) == 1 else values
+
+    def _run_stage(
+        self, trial: optuna.Trial, stage: Stage, log_stem: Path, reporter: _Reporter, started: float, first: bool
+    ) -> None:
+        """One subprocess of the trial, watched to its end; a failed stage fails the trial."""
+        env = trial_env(self._worker_index, self.settings.devices_per_worker)
+        process = TrialProcess(stage.argv, log_stem, env)
+        # The first stage's argv and pid under plain names: what a user (or a test) looks for first.
+        trial.set_user_attr("argv" if first else f"argv:{stage.label}", stage.argv)
         process.start()
         trial.set_user_attr("pid", process.pid)
+        trial.set_user_attr("stage", stage.label)
         try:
-            self._watch(trial, process, run_dir)
+            self._watch(trial, process, reporter, started)
         finally:
             process.kill()  # a no-op after a normal exit; otherwise nothing outlives the trial
         returncode = process.poll()
         trial.set_user_attr("returncode", returncode)
         if returncode != 0:
-            self._fail(trial, process, f"exit code {returncode}")
-        try:
-            values = self.command.results(run_dir, [o.metric for o in self.definition.objectives])
-        except TrialFailed as err:
-            self._fail(trial, process, str(err))
-        return values[0] if len(values) == 1 else values
+            self._fail(trial, process, f"{stage.label} exited with code {returncode}")
 
-    def _watch(self, trial: optuna.Trial, process: TrialProcess, run_dir: Path) -> None:
+    def _watch(self, trial: optuna.Trial, process: TrialProcess, reporter: _Reporter, started: float) -> None:
         """Wait for the process, reporting intermediate values; kill it when pruned, timed out or stopped."""
-        reporter = _Reporter(trial, self.command, run_dir, self.definition.intermediate)
-        started = time.monotonic()
         while process.poll() is None:
             if self.stop.wait(self.settings.poll_interval):
                 trial.set_user_attr("error", "interrupted (the sweep was stopped)")
                 raise SweepInterrupted("the sweep was stopped")
             if reporter.report_new() and trial.should_prune():
-                trial.set_user_attr("pruned_at_step", reporter.last_step)
-                raise optuna.TrialPruned(f"pruned at step {reporter.last_step}")
+                self._prune(trial, reporter)
             if self.settings.timeout is not None and time.monotonic() - started > self.settings.timeout:
                 self._fail(trial, process, f"timed out after {self.settings.timeout:g} s (trial_timeout)")
         reporter.report_new()  # rows written between the last poll and the exit
+
+    @staticmethod
+    def _prune(trial: optuna.Trial, reporter: _Reporter) -> NoReturn:
+        trial.set_user_attr("pruned_at_step", reporter.last_step)
+        raise optuna.TrialPruned(f"pruned at step {reporter.last_step}")
 
     @staticmethod
     def _fail(trial: optuna.Trial, process: TrialProcess, reason: str) -> NoReturn:
@@ -119,7 +137,7 @@ class TrialObjective:
 class _Reporter:
     """Reports each new (step, value) of the intermediate metric once, in step order."""
 
-    def __init__(self, trial: optuna.Trial, command: TrainCommand, run_dir: Path, metric: str | None) -> None:
+    def __init__(self, trial: optuna.Trial, command: Command, run_dir: Path, metric: str | None) -> None:
         self.trial, self.command, self.run_dir, self.metric = trial, command, run_dir, metric
         self.last_step: int | None = None
 

@@ -49,3 +49,9 @@ def _compose(config_name: str, overrides: list[str], culprit: str) -> None:
     except (HydraException, OmegaConfBaseException) as err:
         detail = " ".join(str(err).split())  # Hydra's messages span lines; keep the error on one
         raise SweepConfigError(f"{culprit} does not compose with conf/{config_name}.yaml: {detail}") from None
+
+
+def check_overrides_compose(config_name: str, overrides: list[str], conf_dir: Path, culprit: str) -> None:
+    """A plain list of overrides (e.g. a sweep's evaluate.overrides) against one config."""
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        _compose(config_name, overrides, culprit)
