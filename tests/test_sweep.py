@@ -57,6 +57,7 @@ def sweep_argv(sweep: Path, root: Path, cache_dir: Path, *options: str) -> list[
         f"sweep={sweep}",
         f"sweeps_root={root}",
         "poll_interval=0.2",
+        "wandb=false",
         *options,
         "--",
         f"data.cache_dir={cache_dir}",
@@ -360,8 +361,8 @@ def test_conditional_dimension_is_checked_and_suggested_only_where_it_applies(tm
 def test_objective_sweep_composes(preset):
     options = ["sweep=objective"] + ([f"preset={preset}"] if preset else [])
     plan = plan_sweep(compose_options(options), [])
-    assert plan.n_trials == 8  # noise x weighting x n_kv_heads
-    assert plan.definition.space.keys == ["noise", "weighting", "model.n_kv_heads"]
+    assert plan.n_trials == 16  # noise x weighting x n_kv_heads x seed
+    assert plan.definition.space.keys == ["noise", "weighting", "model.n_kv_heads", "seed"]
 
 
 def test_evaluate_sweep_needs_the_checkpoint_after_the_double_dash():
@@ -391,7 +392,7 @@ def test_evaluate_overrides_are_checked_against_the_evaluate_config(tmp_path):
 def test_denoising_steps_sweep_evaluates_each_trial_and_gives_a_pareto_front(tmp_path, trained_run, capsys):
     """The shipped sweep, tiny preset, on a real checkpoint: each trial is a real evaluate run."""
     argv = ["sweep=denoising_steps", "preset=tiny", "n_trials=3", f"sweeps_root={tmp_path}",
-            "poll_interval=0.2", "--", f"ckpt={trained_run}"]
+            "poll_interval=0.2", "wandb=false", "--", f"ckpt={trained_run}"]
     assert main(argv) == 0
 
     study = load(tmp_path, "denoising_steps")

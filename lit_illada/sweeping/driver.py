@@ -101,6 +101,10 @@ def run_sweep(options: DictConfig, trial_overrides: list[str]) -> optuna.Study:
     finally:  # also after Ctrl-C: what has finished is worth seeing
         print_report(study, plan.definition)
         write_trials_csv(study, plan.sweep_dir / "trials.csv")
+    if options.wandb:
+        from lit_illada.sweeping.wandb_run import log_study  # noqa: PLC0415 - imports wandb
+
+        log_study(study, plan.definition, plan.sweep_dir)
     return study
 
 

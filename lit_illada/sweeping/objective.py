@@ -20,6 +20,7 @@ from typing import NoReturn
 
 import optuna
 
+from lit_illada.loggers import WANDB_GROUP_ENV
 from lit_illada.sweeping.commands import Command, Stage
 from lit_illada.sweeping.definition import SweepDefinition
 from lit_illada.sweeping.errors import SweepInterrupted, TrialFailed
@@ -92,6 +93,7 @@ class TrialObjective:
     ) -> None:
         """One subprocess of the trial, watched to its end; a failed stage fails the trial."""
         env = trial_env(self._worker_index, self.settings.devices_per_worker)
+        env.setdefault(WANDB_GROUP_ENV, trial.study.study_name)  # the trial's W&B runs join the study's group
         process = TrialProcess(stage.argv, log_stem, env)
         # The first stage's argv and pid under plain names: what a user (or a test) looks for first.
         trial.set_user_attr("argv" if first else f"argv:{stage.label}", stage.argv)
