@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -75,6 +76,8 @@ def trials_so_far(root: Path, study: str) -> list[optuna.trial.FrozenTrial]:
     try:
         return load(root, study).trials
     except KeyError:  # the database exists, the study not yet
+        return []
+    except sqlalchemy.exc.SQLAlchemyError:  # the driver is creating the database's tables right now
         return []
 
 
@@ -142,6 +145,25 @@ def test_killed_sweep_resumes_without_losing_or_repeating_a_trial(tmp_path, cach
     assert all(sorted(t.intermediate_values) == [1, 3] for t in completed)  # val/nll polled from metrics.csv
     assert "best (* above; minimize val/nll)" in second.stdout
     assert (tmp_path / "resume" / "trials.csv").exists()
+
+
+@pytest.mark.slow
+def test_two_drivers_on_one_sqlite_study_share_the_grid(tmp_path, cache_dir):
+    """The same command started twice (a SLURM array): every grid point runs once, none is lost."""
+    lrs = [0.003, 0.002, 0.004, 0.001]
+    sweep = write_sweep(tmp_path, "shared", space={"optim.lr": {"type": "categorical", "choices": lrs}})
+    argv = [sys.executable, "-m", "lit_illada.sweep", *sweep_argv(sweep, tmp_path, cache_dir)]
+    drivers = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(2)]
+    outputs = [driver.communicate(timeout=300)[0] for driver in drivers]
+    assert [driver.returncode for driver in drivers] == [0, 0], outputs
+
+    trials = load(tmp_path, "shared").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert sorted(t.params["optim.lr"] for t in trials) == sorted(lrs)
+    assert len({t.user_attrs["run_dir"] for t in trials}) == 4
+    ran = [line for out in outputs for line in out.splitlines() if line.startswith("trial ")]
+    assert len(ran) == 4  # each driver ran some; together each trial exactly once
 
 
 @pytest.mark.slow

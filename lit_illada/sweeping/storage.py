@@ -15,10 +15,12 @@ for journal storage, so a journal study cannot tell a dead driver's trial from a
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -37,23 +39,39 @@ def open_storage(
     try:
         if url.startswith(JOURNAL_PREFIX):
             return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL_PREFIX)))
-        with warnings.catch_warnings():  # heartbeat_interval is an "experimental" argument
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url,
-                # SQLite: a worker waits for another's write instead of failing with "database is locked".
-                engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=(
-                    RetryHeartbeatStaleTrialCallback(max_retry=retry_failed) if retry_failed > 0 else None
-                ),
-            )
+        return _open_database(
+            url,
+            # SQLite: a worker waits for another's write instead of failing with "database is locked".
+            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=(
+                RetryHeartbeatStaleTrialCallback(max_retry=retry_failed) if retry_failed > 0 else None
+            ),
+        )
     except Exception as err:  # SQLAlchemy, a missing database driver, the file system: all say the same
         raise SweepConfigError(
             f"storage={url}: cannot open it ({type(err).__name__}: {' '.join(str(err).split())[:300]}). "
             f"Use sqlite:///<file>, a database URL, or journal:///<file> in an existing folder"
         ) from None
+
+
+def _open_database(url: str, **kwargs) -> RDBStorage:
+    """RDBStorage, retried while another worker creates the same new database.
+
+    Workers started together (a SLURM array) all find no schema and all create it; the losers
+    fail on the schema version's unique key. A moment later the schema is there to open.
+    """
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeat_interval is an "experimental" argument
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, **kwargs)
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def heartbeat_enabled(storage: BaseStorage) -> bool:
