@@ -2,16 +2,53 @@
 
     python -m analysis parity runs/parity-diffusion runs/parity-autoregressive [--out table.md]
     python -m analysis loss_curve runs/<name> [--out loss.png]
+    python -m analysis <figure|all> --source <source> --out <dir> [--filters JSON] [--metric M]
+
+figures: sft_epochs, quality_vs_nfe, quality_vs_latency, scoring, ablation, loss_curves,
+reference_table. Sources: see analysis/sources.py (runs/, a sweep folder, wandb-offline:<dir>,
+wandb:<entity>/<project>, optuna:<storage>[#study]). ``all`` draws every figure the source
+has data for and says why it skips the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from analysis.figures import plot_loss_curves
+from analysis.figures import FIGURES, NotEnoughData, plot_loss_curves
 from analysis.records import load_metrics
 from analysis.tables import parity_table, to_markdown
+
+SCORE_FIGURES = ("sft_epochs", "quality_vs_nfe", "quality_vs_latency")  # --metric picks their score
+
+
+def draw(name: str, args: argparse.Namespace) -> None:
+    """Draw the figures of ``name`` (or all); print each file written, or why a figure was skipped."""
+    from analysis.sources import load_epochs, load_runs  # noqa: PLC0415
+
+    filters = json.loads(args.filters) if args.filters else None
+    names = list(FIGURES) if name == "all" else [name]
+    try:
+        runs = load_runs(args.source, filters)
+        epochs = load_epochs(args.source, filters) if "sft_epochs" in names else None
+    except (FileNotFoundError, ValueError, KeyError) as err:  # a bad source or filter: say which
+        raise SystemExit(f"error: {err}") from None
+    for figure in names:
+        options = {}
+        if args.metric and figure in SCORE_FIGURES:
+            options["metric"] = args.metric
+        if figure == "loss_curves":
+            options["train"] = args.train
+        try:
+            data = FIGURES[figure](epochs if figure == "sft_epochs" else runs, args.out, **options)
+        except NotEnoughData as err:
+            if name != "all":
+                raise SystemExit(f"{figure}: {err}") from None
+            print(f"skipped {figure}: {err}")
+            continue
+        for path in data.attrs["paths"]:
+            print(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,6 +60,27 @@ def main(argv: list[str] | None = None) -> None:
     curve = sub.add_parser("loss_curve", help="train/val NLL against step for one run")
     curve.add_argument("run")
     curve.add_argument("--out", default=None)
+    for figure in [*FIGURES, "all"]:
+        doc = (
+            "every figure the source supports" if figure == "all" else FIGURES[figure].__doc__.splitlines()[0]
+        )
+        command = sub.add_parser(figure, help=doc)
+        command.add_argument(
+            "--source",
+            required=True,
+            help="runs/, a sweep folder, wandb-offline:<dir>, "
+            "wandb:<entity>/<project> or optuna:<storage_url>[#<study>]",
+        )
+        command.add_argument("--out", required=True, help="folder for the .png, .pdf and .md files")
+        command.add_argument(
+            "--filters", default=None, help='JSON: {"column": value} (W&B: a MongoDB filter)'
+        )
+        command.add_argument(
+            "--metric",
+            default=None,
+            help="the score of sft_epochs and quality_vs_*, e.g. infill/token_accuracy",
+        )
+        command.add_argument("--train", action="store_true", help="loss_curves: also train/nll, dashed")
     args = parser.parse_args(argv)
 
     if args.command == "parity":
@@ -30,9 +88,11 @@ def main(argv: list[str] | None = None) -> None:
         print(table)
         if args.out:
             Path(args.out).write_text(table)
-    else:
+    elif args.command == "loss_curve":
         out = args.out or str(Path(args.run) / "loss_curve.png")
         print(plot_loss_curves(load_metrics(args.run), out, title=Path(args.run).name))
+    else:
+        draw(args.command, args)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,11 @@ def to_markdown(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     lines = [header, rule]
     for _, row in frame.iterrows():
-        cells = [format(v, floatfmt) if isinstance(v, float) and v == v else ("n/a" if isinstance(v, float) else str(v))
-                 for v in row]
+        cells = [
+            format(v, floatfmt)
+            if isinstance(v, float) and v == v
+            else ("n/a" if isinstance(v, float) else str(v))
+            for v in row
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

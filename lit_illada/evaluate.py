@@ -103,7 +103,8 @@ def log_to_wandb(results: dict, output: Path) -> None:
 
     from lit_illada.loggers import stable_run_id, wandb_group, wandb_mode  # noqa: PLC0415
 
-    name = f"{output.parent.name}-eval" + (f"-epoch{results['epoch']}" if results["epoch"] else "")
+    run_dir = output.parent.parent if output.parent.name == "results" else output.parent  # results/epoch-<k>.json
+    name = f"{run_dir.name}-eval" + (f"-epoch{results['epoch']}" if results["epoch"] else "")
     run = wandb.init(
         project="lit_illada", job_type="eval", dir=str(output.parent), name=name, id=stable_run_id(str(output.resolve())),
         group=wandb_group(None), mode=wandb_mode("auto"), resume="allow",
