@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import torch
 
 from lit_illada.config_checks import ConfigError
 from lit_illada.diffusion import ElboWeighting
-from tests.runs import train
+from tests.runs import FAST, train
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +177,28 @@ def test_wandb_logger_writes_an_offline_run_without_a_key(tmp_path, cache_dir, m
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb"))
     assert (tmp_path / "wb" / "metrics.csv").exists()  # the run record is written as well
+
+
+def test_wandb_run_names_its_group_components_job_and_samples(tmp_path, cache_dir):
+    """What a dashboard filters on, read back from the offline run file the real run wrote."""
+    from analysis.wandb_offline import read_offline_run  # noqa: PLC0415
+    from lit_illada.loggers import WANDB_GROUP_ENV, stable_run_id  # noqa: PLC0415
+
+    # The command line, not the compose API: tags come from Hydra's record of the group choices.
+    env = {**os.environ, WANDB_GROUP_ENV: "my-study", "WANDB_MODE": "offline"}  # the sweep driver sets the group
+    argv = [sys.executable, "-m", "lit_illada.train", *FAST, "logger=wandb", "noise=cosine", "model.n_kv_heads=1",
+            "trainer.max_steps=4", "trainer.val_check_interval=2", f"data.cache_dir={cache_dir}",
+            f"runs_root={tmp_path}", "name=tagged"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = (tmp_path / "tagged" / "wandb").glob("offline-run-*")
+    run = read_offline_run(folder)
+    assert (run.id, run.group, run.job_type) == (stable_run_id("tagged"), "my-study", "train")
+    assert {"noise=cosine", "attention=gqa1", "backend=sdpa"} <= set(run.tags)
+    assert run.config["noise"]["_target_"].endswith("CosineSchedule")  # the resolved config
+    assert run.state == "finished"  # wandb.finish() was called
+    (table,) = folder.glob("files/media/table/samples_*.table.json")  # the sample generations table
+    assert len(json.loads(table.read_text())["data"]) == 2  # num_samples=2 in FAST
 
 
 def test_summary_describes_the_final_weights_when_training_stops_between_validations(tmp_path, cache_dir):
