@@ -6,12 +6,15 @@ is read or weight allocated: a bad override fails in a second, not ten minutes i
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from lit_illada.config_safety import UnsafeConfigError, check_config_safety
 
 
 class ConfigError(ValueError):
@@ -21,11 +24,17 @@ class ConfigError(ValueError):
 def exit_on_bad_input(entry: Callable[[DictConfig], object], cfg: DictConfig) -> None:
     """Run an entry point; a bad config prints one clear line and exits 2 (no traceback)."""
     from hydra.errors import InstantiationException  # noqa: PLC0415
+    from omegaconf.errors import MissingMandatoryValue  # noqa: PLC0415
 
     try:
+        check_config_safety(cfg)
         entry(cfg)
-    except ConfigError as err:
+    except (ConfigError, UnsafeConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except MissingMandatoryValue as err:  # a ??? in the yaml that the command line did not fill
+        key = err.full_key
+        print(f"error: {key}: needs a value; pass {key}=... on the command line", file=sys.stderr)
         raise SystemExit(2) from None
     except InstantiationException as err:  # a component's constructor rejected its arguments
         print(f"error: {err.__cause__ or err}", file=sys.stderr)
@@ -42,7 +51,7 @@ def _number(cfg: DictConfig, key: str, low: float | None = None, low_inclusive: 
     return value
 
 
-def _positive_int(cfg: DictConfig, key: str, allow: tuple = ()) -> int:
+def positive_int(cfg: DictConfig, key: str, allow: tuple = ()) -> int:
     value = cfg_get(cfg, key)
     if value in allow:
         return value
@@ -62,11 +71,11 @@ def cfg_get(cfg: DictConfig, key: str):
 def check_train_config(cfg: DictConfig, tokenizer_vocab: int, tokenizer_mask_id: int) -> None:
     _number(cfg, "optim.lr", low=0.0)
     _number(cfg, "optim.weight_decay", low=0.0, low_inclusive=True)
-    seq_len = _positive_int(cfg, "data.seq_len")
-    _positive_int(cfg, "data.batch_size")
-    _positive_int(cfg, "trainer.max_steps", allow=(-1,))
+    seq_len = positive_int(cfg, "data.seq_len")
+    positive_int(cfg, "data.batch_size")
+    positive_int(cfg, "trainer.max_steps", allow=(-1,))
     for key in ("model.vocab_size", "model.max_seq_len", "model.n_layers", "model.d_model"):
-        _positive_int(cfg, key)
+        positive_int(cfg, key)
 
     max_len = cfg.model.max_seq_len
     if seq_len > max_len:
@@ -84,6 +93,7 @@ def check_train_config(cfg: DictConfig, tokenizer_vocab: int, tokenizer_mask_id:
             f"tokenizer mask id {tokenizer_mask_id} is outside the model vocabulary "
             f"[0, {cfg.model.vocab_size}); set tokenizer.mask_id"
         )
+    check_sampler(cfg, tokenizer_mask_id)
     sampler = cfg.get("sampler")
     if sampler is not None and cfg.num_samples > 0:
         needed = cfg.sample_prompt_length + sampler.gen_length
@@ -92,5 +102,125 @@ def check_train_config(cfg: DictConfig, tokenizer_vocab: int, tokenizer_mask_id:
                 f"sample_prompt_length + sampler.gen_length = {needed} exceeds "
                 f"model.max_seq_len={max_len}; lower one of them"
             )
-    if cfg.init_from is not None and not Path(cfg.init_from).exists():
+    check_run_name(cfg)
+    check_devices(cfg.trainer)
+    check_init_from(cfg)
+    check_resume(cfg)
+
+
+def check_sampler(cfg: DictConfig, mask_id: int) -> None:
+    """Build the sampler now, so its own checks (steps vs gen_length, ...) run before the run
+    record is written; the module builds it again, with the tokenizer's ids filled in."""
+    from hydra.errors import InstantiationException  # noqa: PLC0415
+    from hydra.utils import instantiate  # noqa: PLC0415
+
+    sampler = cfg.get("sampler")
+    if sampler is None:
+        return
+    eos_id = sampler.get("eos_id")
+    if eos_id is None:  # filled from the tokenizer later; any id other than the mask stands in
+        eos_id = 0 if mask_id != 0 else 1
+    try:
+        instantiate(sampler, mask_id=mask_id, eos_id=eos_id)
+    except InstantiationException as err:
+        raise ConfigError(str(err.__cause__ or err)) from None
+
+
+def check_run_name(cfg: DictConfig) -> None:
+    """The run goes to <runs_root>/<name>/: a name must not point outside runs_root."""
+    name = Path(str(cfg.name))
+    if name.is_absolute() or ".." in name.parts:
+        raise ConfigError(
+            f"name={cfg.name!r}: must be a run name, not a path outside runs_root (the run goes to "
+            f"runs_root/name/); choose the folder with runs_root= and give a plain name"
+        )
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_devices(trainer: DictConfig) -> None:
+    """More processes per node than devices: Lightning would start them all (64 processes on a
+    2-core CPU) or fail only after the data is read."""
+    import torch  # noqa: PLC0415
+
+    from lit_illada.distributed import world_size  # noqa: PLC0415 - it imports this module
+
+    per_node = world_size(trainer) // trainer.get("num_nodes", 1)
+    accelerator = trainer.get("accelerator", "cpu")
+    if accelerator == "cpu":
+        have, what = usable_cpus(), "CPU cores"
+    elif accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        have, what = torch.cuda.device_count(), "GPUs"
+    else:
+        return  # no CUDA at all: the memory check says so, with the fix
+    if per_node > have:
+        raise ConfigError(
+            f"trainer.devices={trainer.devices}: this machine has {have} {what}; set "
+            f"trainer.devices<={have} (one process per device), or use more trainer.num_nodes"
+        )
+
+
+def check_init_from(cfg: DictConfig) -> None:
+    """A start-from checkpoint must exist, load, and hold weights of this model config.
+    A sharded (DCP) folder is checked when it is loaded."""
+    if cfg.init_from is None:
+        return
+    path = Path(cfg.init_from)
+    if not path.exists():
         raise ConfigError(f"init_from={cfg.init_from}: no such checkpoint file")
+    if path.is_dir():
+        return
+    try:
+        diff = model_config_diff(path, cfg.model)
+    except Exception as err:  # noqa: BLE001 - truncated, not a zip checkpoint, or unsafe pickle
+        raise ConfigError(
+            f"init_from={cfg.init_from}: cannot be read as a checkpoint ({type(err).__name__}: {err}); "
+            f"point it at a complete checkpoints/*.ckpt of a training run"
+        ) from None
+    if diff:
+        raise ConfigError(
+            f"init_from={cfg.init_from} was trained with a different model config (checkpoint vs "
+            f"this run: {diff}); pass the model= preset (and model.* overrides) it was trained with"
+        )
+
+
+def check_resume(cfg: DictConfig) -> None:
+    """A re-run with the same name= resumes the run: its model must be the one trained there.
+    Otherwise loading fails deep in Lightning, after config.yaml was overwritten."""
+    from lit_illada.run_record import RunRecord  # noqa: PLC0415
+
+    last = RunRecord(Path(cfg.runs_root) / str(cfg.name)).last_checkpoint
+    if last is None or last.is_dir():
+        return
+    try:
+        diff = model_config_diff(last, cfg.model)
+    except Exception:  # noqa: BLE001 - a damaged checkpoint: resuming falls back or reports it
+        return
+    if diff:
+        raise ConfigError(
+            f"name={cfg.name}: {last.parent.parent} holds a run of a different model config (its "
+            f"checkpoint vs this command: {diff}) and the same name resumes it; pass the model= preset "
+            f"(and model.* overrides) it was trained with, or choose a new name="
+        )
+
+
+def model_config_diff(path: Path, model_cfg: DictConfig) -> dict:
+    """``{field: (checkpoint, config)}`` where a checkpoint's model differs from ``model_cfg``.
+
+    Opened memory-mapped: only the metadata is read, even for billions of parameters.
+    """
+    import torch  # noqa: PLC0415
+    from hydra.utils import instantiate  # noqa: PLC0415
+
+    from lit_illada.builder import RUNTIME_ONLY_FIELDS  # noqa: PLC0415
+
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    saved = state.get("lit_illada", {}).get("model_config") if isinstance(state, dict) else None
+    current = instantiate(model_cfg).to_dict()
+    return {
+        key: (value, current.get(key))
+        for key, value in (saved or {}).items()
+        if key not in RUNTIME_ONLY_FIELDS and current.get(key) != value
+    }

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lit_illada.builder import CONF_DIR, build_sampler
 from lit_illada.checkpoint import load_checkpoint
-from lit_illada.config_checks import ConfigError, exit_on_bad_input
+from lit_illada.config_checks import ConfigError, exit_on_bad_input, positive_int
+from lit_illada.override_errors import run_cli
 from lit_illada.generate import pick_device, wants_bos
 from lit_illada.scoring import AutoregressiveScorer
 from lit_illada.tasks import EvalModel
@@ -38,7 +39,7 @@ def build_tasks(cfg: DictConfig) -> list:
     for name in names:
         task_cfg = OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml")
         if cfg.limit is not None:
-            task_cfg.limit = cfg.limit
+            task_cfg.limit = positive_int(cfg, "limit")
         tasks.append(instantiate(task_cfg))
     return tasks
 
@@ -121,4 +122,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "evaluate")

@@ -135,6 +135,10 @@ def wandb_mode(configured: str) -> str:
     if configured not in WANDB_MODES:
         raise ValueError(f"logger.wandb.mode={configured!r}: choose one of {WANDB_MODES}")
     if configured == "auto":
+        # W&B's own switch wins over a key: WANDB_MODE=offline (or disabled) keeps a keyed machine offline.
+        env = os.environ.get("WANDB_MODE")
+        if env in ("online", "offline", "disabled"):
+            return env
         return "online" if wandb_key_configured() else "offline"
     return configured
 

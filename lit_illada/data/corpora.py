@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
 import sys
 import sysconfig
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from lit_illada.data.splits import SPLITS, check_fractions, check_split, split_of
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -167,14 +170,12 @@ class TextCorpus:
         for file in self.files:
             groups.setdefault(self.BUILDERS[file.suffix], []).append(str(file))
         for builder, files in groups.items():
-            # A .txt file is one document; the text builder always names its column "text".
-            options = {"sample_by": "document"} if builder == "text" else {}
-            field = "text" if builder == "text" else self.text_field
-            dataset = datasets.load_dataset(
-                builder, data_files=files, split="train", streaming=True, **options
-            )
+            if builder == "text":  # a .txt file is one document
+                yield from _text_files(files, every_file=len(groups) == 1)
+                continue
+            dataset = datasets.load_dataset(builder, data_files=files, split="train", streaming=True)
             yield from _text_column(
-                dataset, field, source=f"data.corpus.paths ({builder} files {files[:3]}...)"
+                dataset, self.text_field, source=f"data.corpus.paths ({builder} files {files[:3]}...)"
             )
 
     def documents(self, split: str) -> Iterator[str]:
@@ -198,6 +199,36 @@ def _expand(patterns: list[str]) -> list[Path]:
     for pattern in patterns:
         matches.update(glob.glob(os.path.expanduser(pattern), recursive=True))
     return sorted(Path(m).resolve() for m in matches if os.path.isfile(m))
+
+
+def _text_files(files: list[str], every_file: bool) -> Iterator[str | None]:
+    """Each .txt file as one document. A file that is not UTF-8 text (binary, or another
+    encoding such as Latin-1) is skipped with a warning, as PyStdlibCorpus skips its few; if
+    ``every_file`` of the corpus is skipped, that is an error naming the fix."""
+    skipped = []
+    for file in files:
+        try:
+            # Text mode: universal newlines, as the datasets text builder read them before.
+            with open(file, encoding="utf-8") as handle:
+                text = handle.read()
+        except UnicodeDecodeError as err:
+            skipped.append((file, f"not UTF-8: {err.reason} at byte {err.start}"))
+            continue
+        if "\x00" in text:  # NUL never occurs in text; UTF-8-valid binary (zeros) does
+            skipped.append((file, "binary (holds NUL bytes)"))
+            continue
+        yield text
+    if skipped:
+        shown = "; ".join(f"{path} ({why})" for path, why in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        if every_file and len(skipped) == len(files):
+            raise ValueError(
+                f"data.corpus.paths: none of the {len(files)} .txt files is UTF-8 text: {shown}{more}. "
+                "Convert them to UTF-8 (e.g. iconv -f latin1 -t utf-8) or point data.corpus.paths at "
+                "text files"
+            )
+        log.warning("data.corpus.paths: skipped %d of %d .txt files that are not UTF-8 text: %s%s",
+                    len(skipped), len(files), shown, more)
 
 
 def _text_column(dataset: Any, field: str, source: str) -> Iterator[str | None]:

@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from lit_illada.override_errors import explain_override_error
 from lit_illada.sweeping.definition import MANAGED_KEYS, SweepDefinition, override_key
 from lit_illada.sweeping.errors import SweepConfigError
 
@@ -47,7 +48,8 @@ def _compose(config_name: str, overrides: list[str], culprit: str) -> None:
     try:
         compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
-        detail = " ".join(str(err).split())  # Hydra's messages span lines; keep the error on one
+        # One line naming the key and its nearest real neighbour, not Hydra's "+key=value" hint.
+        detail = " ".join(explain_override_error(err, config_name, overrides).split())
         raise SweepConfigError(f"{culprit} does not compose with conf/{config_name}.yaml: {detail}") from None
 
 
