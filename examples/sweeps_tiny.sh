@@ -22,4 +22,11 @@ python -m lit_illada.evaluate ckpt=$ROOT/base tasks=[mc_nextline,infill] limit=4
 python -m lit_illada.evaluate ckpt=$ROOT/base tasks=[mc_nextline,infill] limit=40 scoring=confidence \
   output=$ROOT/scoring/confidence/results.json
 
-python -m analysis all --source $ROOT --out $OUT
+# One source per figure: each sweep folder holds its study and the run records of its trials.
+python -m analysis sft_epochs --source $ROOT/sweeps/sft_epochs --out $OUT
+python -m analysis quality_vs_nfe --source $ROOT/sweeps/denoising_steps --out $OUT
+python -m analysis quality_vs_latency --source $ROOT/sweeps/denoising_steps --out $OUT
+python -m analysis ablation --source $ROOT/sweeps/objective --out $OUT
+python -m analysis scoring --source $ROOT/scoring --out $OUT
+python -m analysis loss_curves --source $ROOT/base --train --out $OUT
+python -m analysis reference_table --source $ROOT/scoring --out $OUT
