@@ -8,7 +8,7 @@ GQA: query head h reads KV head h // (H / Hkv), i.e. K/V are expanded with
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -2,7 +2,8 @@
 
 A training checkpoint carries its model config and resolved run config (see
 ``DiffusionLM.on_save_checkpoint``), so the backbone, tokenizer and objective can be rebuilt
-from the file alone. Loading uses ``weights_only=True``: no pickled code ever runs.
+from the file alone. Loading uses ``weights_only=True``: no pickled code ever runs. A
+truncated or corrupt checkpoint is refused with the file named (``checkpoint_files.verify_checkpoint``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lit_illada.checkpoint_files import CheckpointError, safe_load, verify_checkpoint
 from lit_illada.model import ModelConfig, Transformer
 
 
@@ -39,8 +41,9 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> LoadedCheckpoint:
-    from lit_illada.builder import build_objective  # noqa: PLC0415 - avoids a Lightning import cycle
     from hydra.utils import instantiate  # noqa: PLC0415
+
+    from lit_illada.builder import build_objective  # noqa: PLC0415 - avoids a Lightning import cycle
 
     path = resolve_checkpoint_path(path)
     from lit_illada import convert  # noqa: PLC0415 - sharded/consolidated formats live there
@@ -49,12 +52,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", dtype:
         if (path / convert.RUN_CONFIG).exists():  # consolidated from one of our training runs
             return convert.load_consolidated(path, device)
         return _load_imported(path, device, dtype)  # imported released weights (convert from_hf)
-    if path.is_dir() and convert.sharded_checkpoint(path):  # an FSDP (DCP) checkpoint folder
-        return convert.load_sharded(path, device)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, not a checkpoint, or unsafe pickle
-        raise ValueError(f"ckpt={path}: cannot be read as a lit_illada checkpoint ({type(err).__name__}: {err})") from err
+        # Truncation or flipped bytes fail here with the file named, not deep inside unpickling.
+        verify_checkpoint(path)
+        if path.is_dir():  # an FSDP (DCP) checkpoint folder
+            return convert.load_sharded(path, device)
+        state = safe_load(path)
+    except CheckpointError as err:
+        raise ValueError(
+            f"ckpt={path}: cannot be used ({err}); point ckpt= at the run directory (its newest good "
+            f"checkpoint is chosen) or at another checkpoints/*.ckpt"
+        ) from err
     meta = state.get("lit_illada") if isinstance(state, dict) else None
     if meta is None:
         raise ValueError(f"ckpt={path}: not written by lit_illada training (no 'lit_illada' metadata)")

@@ -32,6 +32,17 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 from torch.distributed.tensor import DTensor
 
+from lit_illada.checkpoint_files import (
+    SPACE_MARGIN,
+    CheckpointSpaceError,
+    fsync_tree,
+    kill_during_save_hook,
+    remove_path,
+    replace_path,
+    space_problem,
+    temporary_name,
+    tensor_bytes,
+)
 from lit_illada.config_checks import ConfigError
 from lit_illada.model import Transformer
 
@@ -159,10 +170,31 @@ class FSDP2Strategy(ModelParallelStrategy):
         super().setup_environment()
 
     def save_checkpoint(self, checkpoint: dict, filepath, storage_options=None) -> None:
-        with warnings.catch_warnings():
-            # best.ckpt/ and last.ckpt/ are rewritten in place by design; DCP warns on every save.
-            warnings.filterwarnings("ignore", message="Detected an existing checkpoint")
+        """A DCP folder written under a temporary name by every rank, then renamed into place by
+        rank 0 (``lit_illada.checkpoint_files``): a kill mid-save leaves the old folder intact."""
+        if not self._save_distributed_checkpoint:
             super().save_checkpoint(checkpoint, filepath, storage_options)
+            return
+        path = Path(self.broadcast(str(filepath)))
+        tmp = temporary_name(path)
+        local = torch.tensor(float(tensor_bytes(checkpoint)), dtype=torch.float64, device=self.root_device)
+        needed = int(self.reduce(local, reduce_op="sum").item() * SPACE_MARGIN)
+        problem = self.broadcast(space_problem(path.parent, needed, path) if self.global_rank == 0 else None)
+        if problem is not None:  # every rank refuses together: no rank waits in a collective
+            raise CheckpointSpaceError(problem)
+        if self.global_rank == 0:
+            remove_path(tmp)  # left by a save that was killed
+        self.barrier()
+        with warnings.catch_warnings():
+            # best.ckpt/ is rewritten by design; DCP warns on every save.
+            warnings.filterwarnings("ignore", message="Detected an existing checkpoint")
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+        self.barrier()  # every rank's shards are on disk
+        if self.global_rank == 0:
+            kill_during_save_hook(checkpoint.get("global_step", -1), tmp)
+            fsync_tree(tmp)
+            replace_path(tmp, path)
+        self.barrier()
 
 
 def world_size(trainer_cfg) -> int:

@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from lit_illada.builder import CONF_DIR, build_sampler
 from lit_illada.checkpoint import load_checkpoint
 from lit_illada.config_checks import ConfigError, exit_on_bad_input, positive_int
-from lit_illada.override_errors import run_cli
 from lit_illada.generate import pick_device, wants_bos
+from lit_illada.override_errors import run_cli
 from lit_illada.scoring import AutoregressiveScorer
 from lit_illada.tasks import EvalModel
 

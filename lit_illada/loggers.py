@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import netrc
 import os
 import time
 from pathlib import Path
-
-import csv
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
@@ -54,6 +53,9 @@ class MetricsCSVLogger(Logger):
         self._flushed_at = time.monotonic()
         self._rows: list[dict[str, Any]] = []
         self._columns: list[str] = self._existing_columns()
+        # A resumed run replays the steps between its checkpoint and the kill: the first row it
+        # logs tells where it resumed, and the old rows from that step on are dropped then.
+        self._trim_on_first_row = self.path.exists()
 
     @property
     def name(self) -> str:
@@ -80,6 +82,9 @@ class MetricsCSVLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         row = {"step": step, **{k: float(v) for k, v in metrics.items() if k != "epoch"}}
+        if self._trim_on_first_row and step is not None:
+            self._drop_rows_from(step)
+        self._trim_on_first_row = False
         self._rows.append(row)
         # Validation rows go out at once: sweeps prune on them and dashboards plot them.
         stale = time.monotonic() - self._flushed_at > self.flush_seconds
@@ -101,6 +106,13 @@ class MetricsCSVLogger(Logger):
         self._columns = columns
         self._rows = []
         self._flushed_at = time.monotonic()
+
+    def _drop_rows_from(self, step: int) -> None:
+        with self.path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        kept = [row for row in rows if row.get("step") in (None, "") or int(float(row["step"])) < step]
+        if len(kept) != len(rows):
+            self._write(self._columns, kept, mode="w")
 
     def _write(self, columns: list[str], rows: list[dict[str, Any]], mode: str) -> None:
         with self.path.open(mode, newline="") as handle:

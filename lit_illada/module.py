@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -94,7 +95,8 @@ class DiffusionLM(L.LightningModule):
                 "checkpoints/. Try a lower optim.lr, a longer lr_schedule.warmup_steps, or "
                 "trainer.gradient_clip_val."
             )
-        self._pending_tokens = out.n_tokens
+        self._step_tokens = out.n_tokens
+        self.train_tokens += out.n_tokens  # here, not at batch end: a batch-end checkpoint counts it
         self.log_dict(
             {"train/loss": out.loss.detach(), "train/nll": out.nll, "train/masked_acc": out.accuracy},
             prog_bar=False,
@@ -106,9 +108,8 @@ class DiffusionLM(L.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         seconds = time.perf_counter() - self._step_started
-        self.train_tokens += self._pending_tokens
         self.train_seconds += seconds
-        tokens_per_s = self._pending_tokens / max(seconds, 1e-9)  # this device's
+        tokens_per_s = self._step_tokens / max(seconds, 1e-9)  # this device's
         self.log("train/tokens_per_s", tokens_per_s, on_step=True)
         if self.flops_per_token and self.peak_flops:
             self.log("train/mfu", tokens_per_s * self.flops_per_token / self.peak_flops, on_step=True)
@@ -129,6 +130,12 @@ class DiffusionLM(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         nll = self.val_nll.compute()
+        if not torch.isfinite(nll):  # before logging: no best.ckpt or summary of diverged weights
+            raise NonFiniteLossError(
+                f"validation NLL became {nll.item()} at step {self.global_step}: the weights diverged. "
+                "The last good checkpoint is kept in checkpoints/. Try a lower optim.lr, a longer "
+                "lr_schedule.warmup_steps, or trainer.gradient_clip_val."
+            )
         metrics = {"val/loss": self.val_loss.compute(), "val/nll": nll, "val/masked_acc": self.val_acc.compute()}
         if self.byte_level:
             metrics["val/bpb"] = nll / math.log(2)
@@ -168,8 +175,23 @@ class DiffusionLM(L.LightningModule):
 
     # ----------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Enough to rebuild the model and its tokenizer without Hydra or the original config.
-        checkpoint["lit_illada"] = {"model_config": self.config.to_dict(), "run_config": self.run_config}
+        # Enough to rebuild the model and its tokenizer without Hydra or the original config,
+        # and the running totals that a resumed run continues from.
+        checkpoint["lit_illada"] = {
+            "model_config": self.config.to_dict(),
+            "run_config": self.run_config,
+            "counters": {
+                "train_tokens": self.train_tokens,
+                "train_seconds": self.train_seconds,
+                "last_validated_step": self.last_validated_step,
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        counters = checkpoint.get("lit_illada", {}).get("counters", {})
+        self.train_tokens = counters.get("train_tokens", self.train_tokens)
+        self.train_seconds = counters.get("train_seconds", self.train_seconds)
+        self.last_validated_step = counters.get("last_validated_step", self.last_validated_step)
 
 
 def _lr_multiplier(schedule: Callable[[int, int], float], total_steps: int, step: int) -> float:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,7 +32,7 @@ class RunRecord:
         self.loss_curve_png = self.root / "loss_curve.png"
         self.config_yaml = self.root / "config.yaml"
 
-    def create(self) -> "RunRecord":
+    def create(self) -> RunRecord:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -3,12 +3,18 @@
 Order matters: validate the config and check memory first (seconds, nothing allocated),
 then read data and build the model, train, and finally write the run record: summary,
 samples and a loss curve.
+
+A run killed at any moment (``kill -9`` included) continues exactly where its newest good
+checkpoint left it when the same command (same ``name=``) runs again: model, optimizer, lr
+schedule, EMA, data position within the epoch and RNG states all come from the checkpoint.
+SIGTERM and SIGUSR1 save a checkpoint at the next batch boundary and exit ``EXIT_PREEMPTED``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, open_dict
 
 from lit_illada.builder import (
@@ -30,17 +37,24 @@ from lit_illada.builder import (
     fill_token_ids,
     load_weights,
 )
-from lit_illada.callbacks import EpochCheckpoints
-from lit_illada.config_checks import ConfigError, check_train_config, exit_on_bad_input
+from lit_illada.callbacks import EpochCheckpoints, PreemptionSignal, RNGStates, StepCheckpoints
+from lit_illada.checkpoint_files import CheckpointSpaceError, newest_good_checkpoint
+from lit_illada.checkpoint_io import AtomicCheckpointIO
+from lit_illada.config_checks import ConfigError, check_devices, check_train_config, exit_on_bad_input
 from lit_illada.convert import read_model_state
 from lit_illada.distributed import is_launch_rank_zero, sharded_checkpoint, world_size
 from lit_illada.loggers import build_loggers, finish_loggers, log_samples_table
 from lit_illada.memory import available_memory
 from lit_illada.module import DiffusionLM, NonFiniteLossError
+from lit_illada.override_errors import run_cli
 from lit_illada.plan import flops_per_token, layout_from_config, make_plan, peak_flops
 from lit_illada.run_record import RunRecord
 
 RUN_NAME_ENV = "LIT_ILLADA_RUN_NAME"  # how ranks that Lightning starts learn rank 0's run name
+# Exit status after SIGTERM/SIGUSR1 stopped the run with a checkpoint saved: EX_TEMPFAIL
+# ("temporary failure, try again"). Non-zero, so a retry loop or scheduler runs it again; the
+# same command resumes. Under SLURM the job has been requeued already.
+EXIT_PREEMPTED = 75
 
 
 def default_run_name(cfg: DictConfig) -> str:
@@ -62,7 +76,8 @@ def name_run(cfg: DictConfig) -> None:
 
 
 def check_launch(cfg: DictConfig) -> None:
-    """Refuse what cannot work across processes, before anything is written."""
+    """Refuse what cannot work across processes, before anything is written (or exported)."""
+    check_devices(cfg.trainer)  # before name_run hands the name to ranks that would never start
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and world_size(cfg.trainer) > 1:
         # Lightning starts ranks 1..N-1 by re-running the command line: each would run the sweep.
@@ -125,21 +140,57 @@ def set_initial_weights(module: DiffusionLM, path: str) -> None:
 
 
 def build_callbacks(cfg: DictConfig, record: RunRecord) -> tuple[ModelCheckpoint, list]:
-    checkpoint = ModelCheckpoint(
+    """best.ckpt (lowest val/nll), the step checkpoints a killed run resumes from (last.ckpt
+    links the newest), what makes that resume exact (RNG states), and preemption by SIGUSR1."""
+    settings = cfg.checkpoint
+    best = ModelCheckpoint(
         dirpath=record.checkpoints,
         filename="best",
         monitor="val/nll",
         mode="min",
         save_top_k=1,
-        save_last=True,
         auto_insert_metric_name=False,
     )
-    callbacks: list = [checkpoint]
-    if cfg.checkpoint.every_epoch:
+    try:
+        steps = StepCheckpoints(
+            record.checkpoints,
+            every_n_steps=settings.get("every_n_steps"),
+            every_minutes=settings.get("every_minutes"),
+            keep_last=settings.get("keep_last", 2),
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    callbacks: list = [best, steps, RNGStates(), PreemptionSignal()]
+    if settings.every_epoch:
         callbacks.append(EpochCheckpoints(record.checkpoints))
     if cfg.ema_decay is not None:
         callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
-    return checkpoint, callbacks
+    return best, callbacks
+
+
+def requeue_slurm_job() -> None:
+    """``scontrol requeue`` this job, as Lightning's SLURM handler would have (see PreemptionSignal)."""
+    job = os.environ["SLURM_JOB_ID"]
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    result = subprocess.run(["scontrol", "requeue", job], check=False)
+    outcome = "done" if result.returncode == 0 else f"failed ({result.returncode})"
+    print(f"scontrol requeue {job}: {outcome}", flush=True)
+
+
+def stop_on_signal(trainer: L.Trainer, callbacks: list, record: RunRecord) -> None:
+    """SIGTERM or SIGUSR1 stopped training at a batch boundary and StepCheckpoints saved there:
+    say where, requeue a SLURM job that asked for it, and exit ``EXIT_PREEMPTED``."""
+    preemption = next(cb for cb in callbacks if isinstance(cb, PreemptionSignal))
+    if trainer.is_global_zero:
+        print(
+            f"stopped by a signal at step {trainer.global_step}; saved {record.checkpoints / 'last.ckpt'}. "
+            f"Run the same command (same name=) to resume.",
+            flush=True,
+        )
+        if preemption.requeue:
+            requeue_slurm_job()
+    raise SystemExit(EXIT_PREEMPTED)
 
 
 def draw_samples(module: DiffusionLM, datamodule, tokenizer, cfg: DictConfig) -> list[dict]:
@@ -199,28 +250,39 @@ def run(cfg: DictConfig) -> dict:
     model_config = build_model_config(cfg)
     check_memory(cfg, model_config)
 
+    checkpoint, callbacks = build_callbacks(cfg, record)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = prepare_data(cfg, tokenizer)  # a bad corpus fails before the run record is touched
     record.create()
     if is_launch_rank_zero():  # one writer; the other ranks run this code too
         record.write_config(cfg)
-    datamodule = prepare_data(cfg, tokenizer)
     module = build_module(cfg, tokenizer, model_config)
-    resume_from = record.last_checkpoint
+    # The newest checkpoint that passes its integrity check (one the run's kill left broken is
+    # reported and passed over); every rank picks the same one from the shared folder.
+    say = print if is_launch_rank_zero() else (lambda message: None)
+    resume_from = newest_good_checkpoint(record.checkpoints, report=say)
     if resume_from is None and cfg.init_from:
         set_initial_weights(module, cfg.init_from)
 
     module.flops_per_token = flops_per_token(model_config, cfg.data.seq_len)
     module.peak_flops = peak_flops(cfg.trainer.accelerator)  # None on CPU: no train/mfu there
-    checkpoint, callbacks = build_callbacks(cfg, record)
-    loggers = build_loggers(cfg, cfg.name, record.root, job_type=cfg.stage_name)
+    loggers = build_loggers(cfg, cfg.name, record.root, job_type="sft" if cfg.stage_name == "sft" else "train")
     trainer: L.Trainer = instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(record.root)
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=callbacks,
+        default_root_dir=str(record.root),
+        plugins=[AtomicCheckpointIO()],
     )
     if is_launch_rank_zero():
-        print(f"run {cfg.name}: {module.net.num_params():,} parameters -> {record.root}/", flush=True)
+        resuming = f" (resuming from {resume_from.name})" if resume_from else ""
+        print(f"run {cfg.name}: {module.net.num_params():,} parameters -> {record.root}/{resuming}", flush=True)
+    ckpt_path = str(resume_from) if resume_from else None
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-    except NonFiniteLossError as err:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:
+        stop_on_signal(trainer, callbacks, record)
+    except (NonFiniteLossError, CheckpointSpaceError) as err:
         if trainer.is_global_zero:
             summary = summarize(trainer, module, checkpoint, started)
             record.write_summary({**summary, "status": "failed", "error": str(err)})
@@ -263,4 +325,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "train")

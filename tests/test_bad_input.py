@@ -48,11 +48,9 @@ class Case:
     code: int = 2
     seconds: float = 5.0
     fresh_run: bool = False  # train under a new name (the case trains); else re-use the existing run's name
-    known_damage: str = ""  # what still writes into the run dir, until train.py is fixed
     needs: list[str] = field(default_factory=list)  # fixtures the case files need
 
 
-WRITES_CONFIG_FIRST = "train.py writes config.yaml before prepare_data reads the corpus"
 
 CASES = [
     # -- composition: unknown option, misspelled key, unparsable value
@@ -157,7 +155,6 @@ CASES = [
         ["data=text", "data.corpus.paths=[{empty}]"],
         ["data.corpus.paths=", "no files matched", "globs such as 'corpus/*.txt'"],
         needs=["empty"],
-        known_damage=WRITES_CONFIG_FIRST,
     ),
     Case(
         "corpus-binary-files",
@@ -165,7 +162,6 @@ CASES = [
         ["data=text", "data.corpus.paths=[{binary}/*.txt]"],
         ["data.corpus.paths: none of the 2 .txt files is UTF-8 text", "Convert them to UTF-8"],
         needs=["binary"],
-        known_damage=WRITES_CONFIG_FIRST,
     ),
     Case(
         "corpus-latin1-text",
@@ -177,7 +173,6 @@ CASES = [
             "iconv -f latin1 -t utf-8",
         ],
         needs=["latin1"],
-        known_damage=WRITES_CONFIG_FIRST,
     ),
     # -- train: diverges (a behaviour, not a start-up check: it trains, then stops with the fix)
     Case(
@@ -430,10 +425,6 @@ def test_bad_input_fails_fast_with_the_key_and_the_fix(
         assert summary["status"] == "failed" and "nan" in summary["error"]
         shutil.rmtree(runs / "fresh")
     after = snapshot(tmp_path)
-    if after != before and case.known_damage:
-        pytest.xfail(
-            f"files changed ({sorted(set(after.items()) ^ set(before.items()))[:3]}): {case.known_damage}"
-        )
     assert after == before  # nothing created, nothing changed
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from lit_illada.attention import eager_attention, sdpa_attention
+from lit_illada.builder import load_model_preset as load_preset
 from lit_illada.memory import count_params
 from lit_illada.model import ModelConfig, RMSNorm, Transformer, apply_rope, rope_tables
-from lit_illada.builder import load_model_preset as load_preset
 
 
 def small_config(**overrides) -> ModelConfig:

@@ -1,7 +1,8 @@
 """A non-editable install ships every package and the config trees (pip install . must work)."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

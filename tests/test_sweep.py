@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import optuna
-import sqlalchemy.exc
 import pytest
+import sqlalchemy.exc
 import yaml
 from optuna.trial import TrialState
 

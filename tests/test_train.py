@@ -147,7 +147,7 @@ def test_headline_8b_command_refuses_quickly_without_allocating(tmp_path):
 def test_unknown_group_option_on_the_command_line_lists_the_choices(tmp_path):
     proc = run_cli("sampler=fastest", f"runs_root={tmp_path}")
     assert proc.returncode != 0
-    assert "Could not find 'sampler/fastest'" in proc.stderr and "confidence" in proc.stderr
+    assert "sampler=fastest: no such option" in proc.stderr and "confidence" in proc.stderr
 
 
 def test_same_name_resumes_from_the_last_checkpoint_and_keeps_the_metrics(tmp_path, cache_dir):
@@ -163,7 +163,7 @@ def test_same_name_resumes_from_the_last_checkpoint_and_keeps_the_metrics(tmp_pa
 def test_ema_weights_are_used_when_configured(tmp_path, cache_dir):
     summary = train(tmp_path, cache_dir, "ema_decay=0.9", "trainer.max_steps=10", "trainer.val_check_interval=5")
     assert math.isfinite(summary["val/nll"])
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert any("EMAWeightAveraging" in key for key in state["callbacks"])
 
 

@@ -5,13 +5,15 @@ Constructor arguments are the ``data.*`` config keys. Batches are dicts:
 - pretraining: ``{"input_ids": LongTensor (B, seq_len)}``
 - SFT: ``{"input_ids": LongTensor (B, seq_len), "prompt_mask": BoolTensor (B, seq_len)}``
 
-The train loader shuffles with torch's global RNG, so ``seed_everything`` fixes the order,
-and drops the last partial batch. Val and test loaders keep the split's order.
+The train loader shuffles as a pure function of (seed, epoch), the seed being the one
+``seed_everything`` set, and drops the last partial batch; its position within an epoch is
+saved in every checkpoint (``data.resumable``). Val and test loaders keep the split's order.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import lightning as L
 import numpy as np
@@ -20,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from lit_illada.data.cache import ensure_tokenized
 from lit_illada.data.corpora import Corpus
+from lit_illada.data.resumable import resumable_loader
 from lit_illada.data.sft import SFTSource, encode_sft, split_examples
 from lit_illada.data.splits import check_fractions, check_split
 from lit_illada.data.tokenizers import Tokenizer
@@ -97,19 +100,26 @@ class _SplitDataModule(L.LightningDataModule):
     def num_val_sequences(self) -> int:
         return self.num_sequences("val")
 
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
+    def _loader_kwargs(self) -> dict:
+        return dict(
             batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        # Its own generator: making an iterator would otherwise draw from torch's global RNG, and
+        # a resumed run (new worker processes) would draw at other times than the run it continues.
+        generator = torch.Generator().manual_seed(0)
+        return DataLoader(dataset, shuffle=False, generator=generator, **self._loader_kwargs())
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), train=True)
+        # Lightning's seed_everything sets PL_GLOBAL_SEED; its own DistributedSampler reads it too.
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        ranks, rank = (1, 0) if self.trainer is None else (self.trainer.world_size, self.trainer.global_rank)
+        kwargs = {**self._loader_kwargs(), "drop_last": True}
+        return resumable_loader(self.dataset("train"), seed, num_replicas=ranks, rank=rank, **kwargs)
 
     def val_dataloader(self) -> DataLoader:
         dataset = self.dataset("val")
@@ -118,10 +128,10 @@ class _SplitDataModule(L.LightningDataModule):
             # Evenly spaced rows, not the first ones: the first rows come from a few files only.
             rows = np.linspace(0, len(dataset) - 1, num=limit).round().astype(int)
             dataset = Subset(dataset, np.unique(rows).tolist())
-        return self._loader(dataset, train=False)
+        return self._eval_loader(dataset)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), train=False)
+        return self._eval_loader(self.dataset("test"))
 
 
 class PretrainDataModule(_SplitDataModule):

@@ -79,7 +79,7 @@ class TrialObjective:
         for index, stage in enumerate(stages):
             log_stem = self.settings.logs_dir / (run_name if index == 0 else f"{run_name}-{stage.label}")
             self._run_stage(trial, stage, log_stem, reporter, started, first=index == 0)
-            if stage.prune_after and reporter.report_new() and trial.should_prune():
+            if stage.prune_after and trial.should_prune():  # its value was reported as it exited
                 self._prune(trial, reporter)
         try:
             values = self.command.results(run_dir, self.definition.objectives)
@@ -115,11 +115,11 @@ class TrialObjective:
             if self.stop.wait(self.settings.poll_interval):
                 trial.set_user_attr("error", "interrupted (the sweep was stopped)")
                 raise SweepInterrupted("the sweep was stopped")
-            if reporter.report_new() and trial.should_prune():
+            if reporter.report_new():
                 self._prune(trial, reporter)
             if self.settings.timeout is not None and time.monotonic() - started > self.settings.timeout:
                 self._fail(trial, process, f"timed out after {self.settings.timeout:g} s (trial_timeout)")
-        reporter.report_new()  # rows written between the last poll and the exit
+        reporter.report_new(ask_pruner=False)  # rows written between the last poll and the exit
 
     @staticmethod
     def _prune(trial: optuna.Trial, reporter: _Reporter) -> NoReturn:
@@ -143,7 +143,13 @@ class _Reporter:
         self.trial, self.command, self.run_dir, self.metric = trial, command, run_dir, metric
         self.last_step: int | None = None
 
-    def report_new(self) -> bool:
+    def report_new(self, ask_pruner: bool = True) -> bool:
+        """Report the values written since the last call; True as soon as the pruner says stop.
+
+        The pruner is asked after every value, not once per batch of values: several
+        validations may land between two polls, and a pruner compares at the last reported
+        step, where the earlier trials may have no value at all.
+        """
         if self.metric is None:
             return False
         new = [
@@ -154,4 +160,6 @@ class _Reporter:
         for step, value in new:
             self.trial.report(value, step)
             self.last_step = step
-        return bool(new)
+            if ask_pruner and self.trial.should_prune():
+                return True
+        return False
