@@ -452,6 +452,17 @@ def test_sft_epochs_sweep_reports_every_epoch_and_keeps_the_best(tmp_path, cache
 # -- pieces ------------------------------------------------------------------------------------------
 
 
+def test_workers_creating_one_new_sqlite_study_together_all_open_it(tmp_path):
+    # A SLURM array starts every worker at once: all find no schema and all create it.
+    code = (
+        "from lit_illada.sweeping.storage import open_storage; "
+        f"open_storage('sqlite:///{tmp_path / 'fresh.db'}', 60, None, 0)"
+    )
+    workers = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    failed = [w.stderr.read()[-500:] for w in workers if w.wait() != 0]
+    assert not failed
+
+
 def test_budget_counts_a_retried_trial_once():
     study = optuna.create_study()
     study.add_trial(optuna.create_trial(state=TrialState.COMPLETE, value=1.0))

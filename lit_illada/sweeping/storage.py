@@ -59,16 +59,18 @@ def open_storage(
 def _open_database(url: str, **kwargs) -> RDBStorage:
     """RDBStorage, retried while another worker creates the same new database.
 
-    Workers started together (a SLURM array) all find no schema and all create it; the losers
-    fail on the schema version's unique key. A moment later the schema is there to open.
+    Workers started together (a SLURM array), or a driver and a reader of its study, all find
+    no schema and all create it; the losers fail on the schema version's unique key or on a
+    table that already exists. A moment later the schema is there to open.
     """
     for attempt in range(5):
         try:
             with warnings.catch_warnings():  # heartbeat_interval is an "experimental" argument
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, **kwargs)
-        except sqlalchemy.exc.IntegrityError:
-            if attempt == 4:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as err:
+            racing = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
+            if attempt == 4 or not racing:
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
