@@ -81,9 +81,11 @@ def kill_at_random(args: list[str], checkpoints: Path, rng: random.Random, last_
 
 
 def logged(run_dir: Path, column: str) -> pd.Series:
-    """``column`` per step, the last row of each step (a resumed run rewrites replayed steps)."""
+    """``column`` per step; a resumed run drops the rows of the steps it replays, so each step
+    appears once, as in an uninterrupted run."""
     rows = pd.read_csv(run_dir / "metrics.csv").dropna(subset=[column])
-    return rows.groupby("step")[column].last()
+    assert rows["step"].is_unique, f"{run_dir}: {column} logged twice at steps {rows['step'][rows['step'].duplicated()].tolist()}"
+    return rows.set_index("step")[column]
 
 
 def assert_same_numbers(resumed: Path, uninterrupted: Path, context: str) -> None:
