@@ -449,6 +449,60 @@ def test_sft_epochs_sweep_reports_every_epoch_and_keeps_the_best(tmp_path, cache
     assert json.loads((run_dir / "results" / "epoch-2.json").read_text())["epoch"] == 2
 
 
+# Stands in for `python -m lit_illada.train|evaluate` (launcher=[python, this file]): training
+# leaves two epoch checkpoints and its `quality=` in the run dir; evaluating epoch k scores
+# quality x k. The objective loop, the stages and the pruner are the real ones; only the
+# seconds of real training are saved (the real commands run in the sft_epochs test above).
+FAKE_ENTRY = """
+import json, sys
+from pathlib import Path
+args = dict(a.split("=", 1) for a in sys.argv[3:])
+if sys.argv[2] == "lit_illada.train":
+    run = Path(args["runs_root"]) / args["name"]
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("epoch-1.ckpt", "epoch-2.ckpt", "last.ckpt"):
+        (run / "checkpoints" / name).write_text("")
+    (run / "quality").write_text(args["quality"])
+else:
+    ckpt, output = Path(args["ckpt"]), Path(args["output"])
+    quality = float((ckpt.parent.parent / "quality").read_text())
+    output.parent.mkdir(exist_ok=True)
+    output.write_text(json.dumps({"tasks": {"t": {"score": quality * int(ckpt.stem[6:])}}}))
+"""
+
+
+def test_train_then_evaluate_prunes_a_trial_before_its_next_epoch_is_scored(tmp_path):
+    import threading  # noqa: PLC0415
+
+    from lit_illada.sweeping.commands import build_command  # noqa: PLC0415
+    from lit_illada.sweeping.definition import load_definition  # noqa: PLC0415
+    from lit_illada.sweeping.objective import TrialObjective, TrialSettings  # noqa: PLC0415
+
+    fake = tmp_path / "fake_entry.py"
+    fake.write_text(FAKE_ENTRY)
+    sweep = write_sweep(
+        tmp_path, "epochs", command="train_then_evaluate", fixed=[], sampler={"type": "random"},
+        space={"quality": {"type": "categorical", "choices": [1.0, 0.1]}},
+        objectives=[{"metric": "t/score", "direction": "maximize"}], intermediate="t/score",
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        evaluate={"every": "epoch", "overrides": []},
+    )
+    definition = load_definition(sweep)
+    settings = TrialSettings(tmp_path / "out", [], [sys.executable, str(fake)], 0.05, None, None)
+    objective = TrialObjective(definition, build_command(definition), settings, stop=threading.Event())
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(1, 0))
+    study.enqueue_trial({"quality": 1.0})
+    study.enqueue_trial({"quality": 0.1})
+    study.optimize(lambda trial: objective(trial, 0, lambda: None), n_trials=2)
+
+    good, poor = study.trials
+    assert good.state == TrialState.COMPLETE and good.value == 2.0  # the best of its epochs
+    assert good.intermediate_values == {1: 1.0, 2: 2.0}
+    assert poor.state == TrialState.PRUNED and poor.intermediate_values == {1: 0.1}
+    results = Path(poor.user_attrs["run_dir"]) / "results"
+    assert sorted(p.name for p in results.iterdir()) == ["epoch-1.json"]  # epoch 2 never evaluated
+
+
 # -- pieces ------------------------------------------------------------------------------------------
 
 
