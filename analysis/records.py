@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lit_illada.run_record import epoch_files
+
 # Any of these marks a folder as a run record. An evaluate-sweep trial holds results.json only.
 RUN_FILES = ("config.yaml", "summary.json", "results.json", "metrics.csv")
 
@@ -53,12 +55,10 @@ def read_results(path: Path) -> dict | None:
 def read_epoch_results(run_dir: Path) -> list[dict]:
     """``results/epoch-<k>.json`` of an SFT-epoch run, in epoch order; "epoch" from the name if absent."""
     found = []
-    for path in (run_dir / "results").glob("epoch-*.json"):
-        suffix = path.stem.removeprefix("epoch-")
-        if suffix.isdigit():
-            results = read_results(path)
-            results["epoch"] = results["epoch"] if results["epoch"] is not None else int(suffix)
-            found.append(results)
+    for epoch, path in epoch_files(run_dir / "results", ".json"):
+        results = read_results(path)
+        results["epoch"] = results["epoch"] if results["epoch"] is not None else epoch
+        found.append(results)
     return sorted(found, key=lambda r: r["epoch"])
 
 

@@ -48,16 +48,6 @@ class EpochCheckpoints(L.Callback):
         trainer.save_checkpoint(self.dirpath / f"epoch-{trainer.current_epoch + 1}.ckpt", weights_only=False)
 
 
-def epoch_checkpoints(dirpath: str | Path) -> list[tuple[int, Path]]:
-    """(epoch, path) of every ``epoch-<k>.ckpt`` in ``dirpath``, in epoch order."""
-    found = []
-    for path in Path(dirpath).glob("epoch-*.ckpt"):
-        suffix = path.stem.removeprefix("epoch-")
-        if suffix.isdigit():
-            found.append((int(suffix), path))
-    return sorted(found)
-
-
 def _positive(value: Any, kinds: type | tuple[type, ...]) -> bool:
     return isinstance(value, kinds) and not isinstance(value, bool) and value > 0
 

@@ -11,7 +11,6 @@ right, so diffusion and AR runs share one table.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from lit_illada.checkpoint import load_checkpoint
 from lit_illada.config_checks import ConfigError, exit_on_bad_input, positive_int
 from lit_illada.generate import pick_device, wants_bos
 from lit_illada.override_errors import run_cli
+from lit_illada.run_record import epoch_of, write_atomically
 from lit_illada.scoring import AutoregressiveScorer
 from lit_illada.tasks import EvalModel
 
@@ -66,7 +66,7 @@ def evaluate(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     results = {
         "ckpt": str(cfg.ckpt),
-        "epoch": checkpoint_epoch(cfg.ckpt),  # checkpoints/epoch-<k>.ckpt of an SFT-epoch sweep, else None
+        "epoch": epoch_of(cfg.ckpt),  # checkpoints/epoch-<k>.ckpt of an SFT-epoch sweep, else None
         "objective": "autoregressive" if model.causal else "diffusion",
         "sampler": repr(model.sampler),
         "scorer": repr(model.scorer),
@@ -83,19 +83,11 @@ def evaluate(cfg: DictConfig) -> dict:
     output = Path(cfg.output) if cfg.output else run_dir / "results.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     # Atomic: a sweep reads the file as soon as it appears, and a killed run leaves none.
-    partial = output.with_name(f".{output.name}.tmp")
-    partial.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(partial, output)
+    write_atomically(output, json.dumps(results, indent=2) + "\n")
     print(f"wrote {output}")
     if cfg.wandb:
         log_to_wandb(results, output)
     return results
-
-
-def checkpoint_epoch(ckpt: str) -> int | None:
-    stem = Path(str(ckpt)).stem
-    suffix = stem.removeprefix("epoch-")
-    return int(suffix) if stem.startswith("epoch-") and suffix.isdigit() else None
 
 
 def log_to_wandb(results: dict, output: Path) -> None:

@@ -197,10 +197,10 @@ def log_samples_table(loggers: list[Logger], samples: list[dict[str, Any]]) -> N
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
-    """Flush every logger and close the W&B run, so a sweep's next trial starts a fresh one."""
+    """Close the W&B run (Lightning finalizes loggers but never calls wandb.finish), so a
+    sweep's next trial starts a fresh one."""
     from lightning.pytorch.loggers import WandbLogger  # noqa: PLC0415
 
     for logger in loggers:
-        logger.finalize("success")
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()

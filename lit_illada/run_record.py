@@ -16,10 +16,23 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def epoch_of(path: str | Path) -> int | None:
+    """k for a file named ``epoch-<k>.<ext>`` (an SFT epoch's checkpoint or results), else None."""
+    stem = Path(path).stem
+    suffix = stem.removeprefix("epoch-")
+    return int(suffix) if suffix != stem and suffix.isdigit() else None
+
+
+def epoch_files(folder: str | Path, extension: str) -> list[tuple[int, Path]]:
+    """(k, path) of every ``epoch-<k><extension>`` in ``folder``, in epoch order."""
+    found = ((epoch_of(path), path) for path in Path(folder).glob(f"epoch-*{extension}"))
+    return sorted((epoch, path) for epoch, path in found if epoch is not None)
 
 
 class RunRecord:
@@ -42,13 +55,13 @@ class RunRecord:
         return path if path.exists() else None
 
     def write_config(self, cfg: DictConfig) -> None:
-        _atomic_write(self.config_yaml, OmegaConf.to_yaml(cfg, resolve=True))
+        write_atomically(self.config_yaml, OmegaConf.to_yaml(cfg, resolve=True))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        _atomic_write(self.summary_json, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        write_atomically(self.summary_json, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     def read_summary(self) -> dict[str, Any]:
         return json.loads(self.summary_json.read_text()) if self.summary_json.exists() else {}
 
     def write_samples(self, rows: Iterable[dict[str, Any]]) -> None:
-        _atomic_write(self.samples_jsonl, "".join(json.dumps(row) + "\n" for row in rows))
+        write_atomically(self.samples_jsonl, "".join(json.dumps(row) + "\n" for row in rows))

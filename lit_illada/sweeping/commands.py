@@ -24,8 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lit_illada.callbacks import epoch_checkpoints
-from lit_illada.run_record import RunRecord
+from lit_illada.run_record import RunRecord, epoch_files
 from lit_illada.sweeping.definition import Objective, SweepDefinition, override_key
 from lit_illada.sweeping.errors import SweepConfigError, TrialFailed
 
@@ -151,7 +150,7 @@ class TrainThenEvaluateCommand:
 
     def _checkpoints(self, run_dir: Path) -> list[tuple[int, Path]]:
         checkpoints = RunRecord(run_dir).checkpoints
-        found = epoch_checkpoints(checkpoints)
+        found = epoch_files(checkpoints, ".ckpt")
         if self.every == "end" or not found:
             last = checkpoints / "last.ckpt"
             if not last.exists():
@@ -165,12 +164,7 @@ class TrainThenEvaluateCommand:
         return runs_root / run_name
 
     def epoch_results(self, run_dir: Path) -> list[tuple[int, dict[str, float]]]:
-        rows = []
-        for path in sorted((run_dir / "results").glob("epoch-*.json")):
-            epoch = path.stem.removeprefix("epoch-")
-            if epoch.isdigit():
-                rows.append((int(epoch), read_results(path)))
-        return sorted(rows)
+        return [(epoch, read_results(path)) for epoch, path in epoch_files(run_dir / "results", ".json")]
 
     def intermediate_values(self, run_dir: Path, metric: str) -> list[tuple[int, float]]:
         return [(epoch, values[metric]) for epoch, values in self.epoch_results(run_dir) if metric in values]

@@ -64,7 +64,6 @@ class TrialObjective:
         self, trial: optuna.Trial, worker_index: int, on_start: Callable[[], None]
     ) -> float | list[float]:
         on_start()  # the trial exists now: other workers may count it and create theirs
-        self._worker_index = worker_index
         run_name = f"{trial.study.study_name}-t{trial.number}"  # study= may rename the sweep's study
         run_dir = self.command.run_dir(self.settings.runs_root, run_name)
         overrides = [
@@ -78,7 +77,7 @@ class TrialObjective:
         stages = self.command.stages(self.settings.launcher, run_name, self.settings.runs_root, overrides)
         for index, stage in enumerate(stages):
             log_stem = self.settings.logs_dir / (run_name if index == 0 else f"{run_name}-{stage.label}")
-            self._run_stage(trial, stage, log_stem, reporter, started, first=index == 0)
+            self._run_stage(trial, stage, log_stem, reporter, started, worker_index, first=index == 0)
             if stage.prune_after and trial.should_prune():  # its value was reported as it exited
                 self._prune(trial, reporter)
         try:
@@ -89,10 +88,17 @@ class TrialObjective:
         return values[0] if len(values) == 1 else values
 
     def _run_stage(
-        self, trial: optuna.Trial, stage: Stage, log_stem: Path, reporter: _Reporter, started: float, first: bool
+        self,
+        trial: optuna.Trial,
+        stage: Stage,
+        log_stem: Path,
+        reporter: _Reporter,
+        started: float,
+        worker_index: int,
+        first: bool,
     ) -> None:
         """One subprocess of the trial, watched to its end; a failed stage fails the trial."""
-        env = trial_env(self._worker_index, self.settings.devices_per_worker)
+        env = trial_env(worker_index, self.settings.devices_per_worker)
         env.setdefault(WANDB_GROUP_ENV, trial.study.study_name)  # the trial's W&B runs join the study's group
         process = TrialProcess(stage.argv, log_stem, env)
         # The first stage's argv and pid under plain names: what a user (or a test) looks for first.
