@@ -116,7 +116,7 @@ def evaluation_columns(results: dict) -> dict[str, Any]:
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> dotted keys; lists stay values (``optim.betas`` -> [0.9, 0.95])."""
+    """Nested dicts -> dotted keys; lists stay values (``optimizer.betas`` -> [0.9, 0.95])."""
     if not isinstance(node, dict):
         return {prefix: node} if prefix else {}
     flat: dict[str, Any] = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lit_illada.run_record import epoch_files
+from lit_illada.checkpoints.run_record import epoch_files
 
 # Any of these marks a folder as a run record. An evaluate-sweep trial holds results.json only.
 RUN_FILES = ("config.yaml", "summary.json", "results.json", "metrics.csv")

@@ -12,7 +12,7 @@ Columns of both tables: ``run``, ``source``, ``epoch``; the component names ``no
 ``weighting``, ``masking``, ``objective``, ``sampler``, ``scoring``, ``attention`` (mha/gqa),
 ``stage``, ``seed``; summary metrics (``val/nll``, ``best/val/nll``, ``train/tokens_per_s``,
 ...); evaluation metrics as ``<task>/<metric>`` (``docstring_to_body/edit_similarity``); the
-training config flattened with dots (``model.n_kv_heads``, ``optim.lr``); the evaluate config
+training config flattened with dots (``model.n_kv_heads``, ``optimizer.lr``); the evaluate config
 under ``eval.`` (``eval.sampler.steps``); source extras (``wandb.group``, ``wandb.tags``; for
 a study ``trial``, ``state``, each param by its override key, each objective by its metric
 name); and ``history``, a reference that ``load_history`` turns into the per-step metrics.

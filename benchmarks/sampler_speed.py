@@ -27,12 +27,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lit_illada.builder import CONF_DIR, load_model_preset
-from lit_illada.checkpoint import load_checkpoint
+from lit_illada.config.build import load_model_preset
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.checkpoints.loader import load
 from lit_illada.data import ByteTokenizer, PyStdlibCorpus, StdlibFunctionSFTSource
 from lit_illada.data.cache import tokenized_split
-from lit_illada.model import Transformer
-from lit_illada.tasks.docstring_to_body import body_parses
+from lit_illada.core.model import Transformer
+from lit_illada.evaluation.tasks.docstring_to_body import body_parses
 
 # (label, yaml in conf/sampler, overrides). steps=None means steps = gen_length.
 POLICIES = [
@@ -97,7 +98,7 @@ def run_policy(sampler, denoise, prompts: torch.Tensor, batch: int) -> dict:
 
 
 def benchmark_checkpoint(args) -> dict:
-    loaded = load_checkpoint(args.ckpt)
+    loaded = load(args.ckpt)
     net, tokenizer = loaded.net, loaded.tokenizer
     prompts, truth = span_prompts(tokenizer, args.prompts, args.prompt_len, args.gen_len)
     functions = function_prompts(args.prompts)

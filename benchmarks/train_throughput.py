@@ -22,12 +22,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from lit_illada.builder import load_model_preset as load_preset
+from lit_illada.config.build import load_model_preset as load_preset
 from lit_illada.diffusion import AllPositions, DiffusionObjective, ElboWeighting, LinearSchedule
-from lit_illada.lr_schedules import WarmupHoldCosine
-from lit_illada.module import DiffusionLM
-from lit_illada.plan import flops_per_token, peak_flops
-from lit_illada.resolvers import best_cpu_precision
+from lit_illada.training.lr_schedules import WarmupHoldCosine
+from lit_illada.training.module import DiffusionLM
+from lit_illada.planning.plan import flops_per_token, peak_flops
+from lit_illada.config.resolvers import best_cpu_precision
 
 
 class RepeatedBatch(Dataset):

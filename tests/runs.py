@@ -2,7 +2,7 @@
 
 from hydra import compose, initialize_config_dir
 
-from lit_illada.builder import CONF_DIR
+from lit_illada.config.paths import CONF_DIR
 from lit_illada.train import run
 
 FAST = [

@@ -31,7 +31,7 @@ from analysis.figures import (
     sft_epochs,
 )
 from analysis.reference import PAPER
-from lit_illada.builder import CONF_DIR
+from lit_illada.config.paths import CONF_DIR
 from lit_illada.train import run
 from tests.runs import FAST, train
 
@@ -54,9 +54,9 @@ PRETRAIN = {
 }
 # name -> (overrides, masking scope, edit similarity after epochs 1, 2, 3)
 SFT = {
-    "resp-lr1": (["experiment=llada_sft", "optim.lr=1e-3"], "sft_response", (0.20, 0.25, 0.27)),
-    "resp-lr2": (["experiment=llada_sft", "optim.lr=3e-4"], "sft_response", (0.10, 0.19, 0.23)),
-    "full-lr1": (["experiment=illada_sft", "optim.lr=1e-3"], "sft_full", (0.22, 0.30, 0.36)),
+    "resp-lr1": (["experiment=llada_sft", "optimizer.lr=1e-3"], "sft_response", (0.20, 0.25, 0.27)),
+    "resp-lr2": (["experiment=llada_sft", "optimizer.lr=3e-4"], "sft_response", (0.10, 0.19, 0.23)),
+    "full-lr1": (["experiment=illada_sft", "optimizer.lr=1e-3"], "sft_full", (0.22, 0.30, 0.36)),
 }
 # Evaluations: run -> (sampler conf, sampler overrides, scoring conf, mc accuracy, edit sim, nfe, s/sample).
 # The eval-* folders hold results.json only, as an evaluate sweep's trials do (ckpt: the first run).
@@ -201,7 +201,7 @@ def test_local_runs_table_matches_the_records(root, runs):
         summary = read(root / name / "summary.json")
         assert rows.loc[name, "val/nll"] == summary["val/nll"]
         assert rows.loc[name, "model.n_kv_heads"] == config["model"]["n_kv_heads"]
-        assert rows.loc[name, "optim.lr"] == config["optim"]["lr"]
+        assert rows.loc[name, "optimizer.lr"] == config["optimizer"]["lr"]
         assert rows.loc[name, "seed"] == config["seed"]
         assert rows.loc[name, "stage"] == config["stage_name"]
         history = load_history(rows.loc[name].to_dict() | {"run": name})

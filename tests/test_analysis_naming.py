@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from analysis.naming import component_columns, evaluation_columns, flatten, sampler_name
 from analysis.records import checkpoint_run_dir
-from lit_illada.sweeping.paths import CONF_DIR  # no torch import
+from lit_illada.config.paths import CONF_DIR  # no torch import
 
 GROUPS = ("noise", "weighting", "masking", "objective", "sampler")
 

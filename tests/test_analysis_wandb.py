@@ -47,7 +47,7 @@ def test_offline_wandb_run_of_a_real_training_run_is_read_back(tmp_path, cache_d
 
     (row,) = [r for _, r in load_runs(f"wandb-offline:{run_dir / 'wandb'}").iterrows()]
     assert row["run"] == "wb" and row["source"] == "wandb-offline" and row["stage"] == "pretrain"
-    assert row["model.n_layers"] == config["model"]["n_layers"] and row["optim.lr"] == config["optim"]["lr"]
+    assert row["model.n_layers"] == config["model"]["n_layers"] and row["optimizer.lr"] == config["optimizer"]["lr"]
     assert row["noise._target_"] == config["noise"]["_target_"] and row["noise"] == "linear"
     assert "attention=mha" in row["wandb.tags"]
     assert row["val/nll"] == pytest.approx(summary["val/nll"])  # W&B's summary: the last value logged
@@ -138,7 +138,7 @@ def test_wandb_api_source_reads_recorded_runs(tmp_path, monkeypatch):
     assert runs.loc["base", "val/nll"] == base["summary"]["val/nll"]
     assert runs.loc["base", "model.d_model"] == base["config"]["model"]["d_model"]
     assert runs.loc["base", "wandb.group"] == "objective" and runs.loc["base", "source"] == "wandb"
-    assert runs.loc["sft-resp", "optim.lr"] == sft["config"]["optim"]["lr"]
+    assert runs.loc["sft-resp", "optimizer.lr"] == sft["config"]["optimizer"]["lr"]
     assert runs.loc["sft-resp", "masking"] == "sft_response" and runs.loc["sft-resp", "stage"] == "sft"
     evaluation = recorded("base-eval")
     assert evaluation["config"]["ckpt"].endswith("/base")

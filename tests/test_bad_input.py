@@ -20,12 +20,12 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, OverrideParseException
 
-from lit_illada.builder import CONF_DIR
-from lit_illada.config_checks import exit_on_bad_input, usable_cpus
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.config.checks import exit_on_bad_input, usable_cpus
 from lit_illada.data import TextCorpus
 from lit_illada.evaluate import evaluate
 from lit_illada.generate import run as generate
-from lit_illada.override_errors import explain_override_error
+from lit_illada.config.overrides import explain_override_error
 from lit_illada.sweep import main as sweep
 from lit_illada.train import run as train
 from tests.runs import FAST
@@ -66,7 +66,7 @@ CASES = [
         ["trainer.max_stpes=5"],
         ["trainer.max_stpes: no such key (did you mean trainer.max_steps?)"],
     ),
-    Case("unparsable-value", "train", ["optim.lr=[1"], ["optim.lr=[1: cannot parse it"]),
+    Case("unparsable-value", "train", ["optimizer.lr=[1"], ["optimizer.lr=[1: cannot parse it"]),
     Case(
         "misspelled-key-cli",
         "cli",
@@ -75,15 +75,15 @@ CASES = [
         seconds=40,
     ),
     # -- train: types and ranges
-    Case("lr-not-a-number", "train", ["optim.lr=abc"], ["optim.lr='abc': expected a number"]),
+    Case("lr-not-a-number", "train", ["optimizer.lr=abc"], ["optimizer.lr='abc': expected a number"]),
     Case(
         "batch-size-float",
         "train",
         ["data.batch_size=1.5"],
         ["data.batch_size=1.5: expected a positive integer"],
     ),
-    Case("lr-negative", "train", ["optim.lr=-0.1"], ["optim.lr=-0.1: must be > 0"]),
-    Case("lr-zero", "train", ["optim.lr=0"], ["optim.lr=0: must be > 0"]),
+    Case("lr-negative", "train", ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1: must be > 0"]),
+    Case("lr-zero", "train", ["optimizer.lr=0"], ["optimizer.lr=0: must be > 0"]),
     Case(
         "seq-len-above-model",
         "train",
@@ -178,8 +178,8 @@ CASES = [
     Case(
         "loss-not-finite",
         "train",
-        ["optim.lr=1e30", "lr_schedule=constant", "trainer.max_steps=6", "trainer.val_check_interval=3"],
-        ["loss became nan at step", "Try a lower optim.lr"],
+        ["optimizer.lr=1e30", "lr_schedule=constant", "trainer.max_steps=6", "trainer.val_check_interval=3"],
+        ["loss became nan at step", "Try a lower optimizer.lr"],
         code=1,
         seconds=60,
         fresh_run=True,
@@ -276,7 +276,7 @@ CASES = [
         "sweep-unknown-key",
         "sweep",
         ["sweep={sweep_typo}"],
-        ["space.optim.learning_rate", "does not compose with conf/train.yaml"],
+        ["space.optimizer.learning_rate", "does not compose with conf/train.yaml"],
         needs=["sweep_typo"],
     ),
     Case(
@@ -313,7 +313,7 @@ def make_inputs(tmp: Path, run: Path, needs: list[str]) -> dict[str, str]:
         for name in ("a.txt", "b.txt"):
             (tmp / "latin1" / name).write_bytes("café crème, déjà vu\n".encode("latin-1") * 50)
         values["latin1"] = str(tmp / "latin1")
-    for name, space_key in (("sweep_typo", "optim.learning_rate"), ("sweep_ok", "optim.lr")):
+    for name, space_key in (("sweep_typo", "optimizer.learning_rate"), ("sweep_ok", "optimizer.lr")):
         if name in needs:
             spec = {
                 "command": "train",
@@ -356,7 +356,7 @@ def run_entry(case: Case, args: list[str], tmp: Path, capsys) -> tuple[int, str]
         )
         return proc.returncode, proc.stderr
     config_name, function = ENTRIES[case.entry]
-    try:  # what lit_illada.override_errors.run_cli does around hydra.main
+    try:  # what lit_illada.config.overrides.run_cli does around hydra.main
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=args)
     except (ConfigCompositionException, OverrideParseException) as err:

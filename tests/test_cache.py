@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lit_illada.model import ModelConfig, Transformer
+from lit_illada.core.model import ModelConfig, Transformer
 from lit_illada.sampling.cache import CachedDenoiser, wrap_with_cache
 
 

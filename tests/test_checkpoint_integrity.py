@@ -10,16 +10,16 @@ import pytest
 import torch
 from torch.serialization import get_unsafe_globals_in_checkpoint
 
-from lit_illada import checkpoint_files
-from lit_illada.checkpoint import load_checkpoint
-from lit_illada.checkpoint_files import (
+from lit_illada.checkpoints import files as checkpoint_files
+from lit_illada.checkpoints.loader import load
+from lit_illada.checkpoints.files import (
     CheckpointError,
     newest_good_checkpoint,
     safe_load,
     verify_checkpoint,
     write_atomically,
 )
-from lit_illada.checkpoint_io import AtomicCheckpointIO
+from lit_illada.training.checkpoint_io import AtomicCheckpointIO
 from tests.runs import train
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def test_damaged_files_fail_verification_and_loading_with_the_file_named(trained
             verify_checkpoint(bad)
         assert str(bad) in str(caught.value)
         with pytest.raises(ValueError, match=f"ckpt={bad}: cannot be used"):
-            load_checkpoint(bad)
+            load(bad)
     # A dangling last.ckpt and a broken step checkpoint leave nothing to resume from: said so.
     folder = tmp_path / "checkpoints"
     folder.mkdir()
@@ -122,7 +122,7 @@ def test_every_checkpoint_the_project_writes_loads_with_weights_only(tmp_path, c
         assert get_unsafe_globals_in_checkpoint(path) == [], path  # nothing beyond torch's allow-list
         state = torch.load(path, map_location="cpu", weights_only=True)
         assert {"state_dict", "loops", "callbacks", "lit_illada"} <= set(state)
-        assert load_checkpoint(path).net.config.d_model == 64
+        assert load(path).net.config.d_model == 64
     assert "RNGStates" in state["callbacks"] and "EMAWeightAveraging" in state["callbacks"]
     with pytest.raises(ValueError, match="weights_only=True only"):
-        AtomicCheckpointIO().load_checkpoint(files[0], weights_only=False)
+        AtomicCheckpointIO().load(files[0], weights_only=False)

@@ -10,7 +10,9 @@ from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lit_illada.builder import CONF_DIR, build_module, build_objective, build_sampler, build_tokenizer
+from lit_illada.config.build import build_objective, build_sampler, build_tokenizer
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.training.run import build_module
 from lit_illada.data import ByteTokenizer
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
@@ -62,7 +64,7 @@ def compose_train(overrides: list[str]):
 
 
 def test_every_group_has_options():
-    assert {"model", "noise", "weighting", "masking", "objective", "sampler", "data", "tokenizer", "optim",
+    assert {"model", "noise", "weighting", "masking", "objective", "sampler", "data", "tokenizer", "optimizer",
             "lr_schedule", "trainer", "logger", "stage", "experiment"} <= set(GROUPS)
 
 
@@ -95,7 +97,7 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
             cfg.trainer.accelerator, cfg.trainer.precision = "cpu", "32-true"
         trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
         assert trainer.max_steps == cfg.trainer.max_steps
-    elif group in ("optim", "lr_schedule", "stage", "experiment", "tokenizer", "logger"):
+    elif group in ("optimizer", "lr_schedule", "stage", "experiment", "tokenizer", "logger"):
         cfg.model.vocab_size = max(cfg.model.vocab_size, tokenizer.vocab_size)
         module = build_module(cfg, tokenizer)  # the whole module, tiny model
         assert module.net.num_params() > 0

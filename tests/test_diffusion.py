@@ -19,7 +19,7 @@ from lit_illada.diffusion import (
     ResponseOnly,
     UnweightedLoss,
 )
-from lit_illada.model import ModelConfig, Transformer
+from lit_illada.core.model import ModelConfig, Transformer
 
 SCHEDULES = [LinearSchedule(), CosineSchedule(), PolynomialSchedule(exponent=2.0), PolynomialSchedule(exponent=0.5)]
 MASK = 9

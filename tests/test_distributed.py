@@ -18,17 +18,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lit_illada.convert import load_consolidated, read_model_state
-from lit_illada.distributed import (
-    FSDPConfig,
-    load_into_sharded,
-    local_param_bytes,
-    materialize,
-    parallelize,
-    sharded_checkpoint,
-)
-from lit_illada.memory import count_params
-from lit_illada.model import ModelConfig, Transformer
+from lit_illada.checkpoints.loader import load
+from lit_illada.checkpoints.sharded import read_model_state
+from lit_illada.checkpoints.files import sharded_checkpoint
+from lit_illada.config.parallel import FSDPConfig
+from lit_illada.training.distributed import load_into_sharded, local_param_bytes, materialize, parallelize
+from lit_illada.planning.memory import count_params
+from lit_illada.core.model import ModelConfig, Transformer
 from tests.runs import FAST, train
 
 pytestmark = pytest.mark.slow
@@ -170,7 +166,7 @@ def test_consolidated_export_gives_the_sharded_models_logits(runs, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = {p.name for p in (tmp_path / "export").iterdir()}
     assert written == {"model.safetensors", "config.json", "run_config.json"}
-    loaded = load_consolidated(tmp_path / "export")
+    loaded = load(tmp_path / "export")
     ids = torch.randint(0, 256, (2, 48), generator=torch.Generator().manual_seed(0))
     config = loaded.net.config.to_dict()
     args = (2, _free_port(), str(ckpt), config, ids, str(tmp_path / "sharded.pt"))
@@ -209,7 +205,7 @@ def test_meta_init_and_sharding_never_allocate_the_whole_model(tmp_path):
 
 def test_the_module_builds_its_transformer_on_meta_when_sharded():
     from lit_illada.diffusion import AllPositions, DiffusionObjective, ElboWeighting, LinearSchedule
-    from lit_illada.module import DiffusionLM
+    from lit_illada.training.module import DiffusionLM
 
     objective = DiffusionObjective(LinearSchedule(), ElboWeighting(), AllPositions(), mask_id=259)
     module = DiffusionLM(ModelConfig(**WIDE), objective, torch.optim.AdamW, parallel=FSDPConfig())
@@ -219,7 +215,7 @@ def test_the_module_builds_its_transformer_on_meta_when_sharded():
 
 def test_multirun_with_several_processes_is_refused(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "lit_illada.train", "-m", *FSDP, "trainer.devices=2", "optim.lr=1e-3,3e-3",
+        [sys.executable, "-m", "lit_illada.train", "-m", *FSDP, "trainer.devices=2", "optimizer.lr=1e-3,3e-3",
          f"runs_root={tmp_path / 'runs'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lit_illada.builder import CONF_DIR
-from lit_illada.checkpoint import load_checkpoint
-from lit_illada.config_checks import ConfigError
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.checkpoints.loader import load
+from lit_illada.config.checks import ConfigError
 from lit_illada.generate import run
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def generate(*overrides):
 
 
 def test_checkpoint_round_trips_the_training_config(trained_run):
-    loaded = load_checkpoint(trained_run)
+    loaded = load(trained_run)
     assert loaded.path.name == "best.ckpt"
     assert loaded.net.config.d_model == 64 and not loaded.net.training
     assert loaded.tokenizer.mask_id == 259 and loaded.objective.causal is False

@@ -1,4 +1,4 @@
-"""HF LLaDA checkpoints in and out (lit_illada.hf_interop) and the one-call loader (lit_illada.load).
+"""HF LLaDA checkpoints in and out (lit_illada.checkpoints.hf) and the one-call loader (lit_illada.load).
 
 The HF side of every test is written here, by hand, from REFERENCE.md ("HF checkpoint
 layout"): tensor names come from an explicit per-layer listing below, not from hf_interop's
@@ -16,9 +16,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import lit_illada
-from lit_illada.hf_interop import config_from_hf, config_to_hf, export_hf, hf_key_map, import_hf
-from lit_illada.memory import count_params
-from lit_illada.model import ModelConfig, Transformer
+from lit_illada.checkpoints.hf import config_from_hf, config_to_hf, export_hf, hf_key_map, import_hf
+from lit_illada.planning.memory import count_params
+from lit_illada.core.model import ModelConfig, Transformer
 
 P = "model.transformer."
 
@@ -211,7 +211,7 @@ def test_training_checkpoint_loads_and_exports(tmp_path):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from lit_illada.builder import CONF_DIR
+    from lit_illada.config.paths import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         run_config = OmegaConf.to_container(
@@ -349,7 +349,7 @@ def test_key_map_covers_every_parameter_exactly_once():
 
 
 def test_convert_cli_imports_and_exports_and_generate_runs_on_the_import(case, tmp_path):
-    from lit_illada.checkpoint import load_checkpoint
+    from lit_illada.checkpoints.loader import load
     from lit_illada.convert import main as convert
 
     hf_dir, reference, config = case
@@ -357,7 +357,7 @@ def test_convert_cli_imports_and_exports_and_generate_runs_on_the_import(case, t
     convert(["to_hf", str(tmp_path / "lit"), str(tmp_path / "back")])
     assert_same_tensors(read_hf_tensors(tmp_path / "back"), read_hf_tensors(hf_dir))
 
-    loaded = load_checkpoint(tmp_path / "lit")  # what generate / evaluate / lm_eval use
+    loaded = load(tmp_path / "lit")  # what generate / evaluate / lm_eval use
     ids = ids_for(reference)
     with torch.no_grad():
         assert torch.equal(loaded.net(ids), reference(ids))

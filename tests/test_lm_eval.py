@@ -4,8 +4,8 @@ import pytest
 
 lm_eval = pytest.importorskip("lm_eval", reason="the eval extra (lm-eval) is not installed")
 
-import lit_illada.lm_eval_adapter  # noqa: E402,F401 - registers the lit_illada model
-from lit_illada.lm_eval_tasks import export_mc_nextline  # noqa: E402
+import lit_illada.evaluation.lm_eval_adapter  # noqa: E402,F401 - registers the lit_illada model
+from lit_illada.evaluation.export import export_mc_nextline  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_lm_eval_runs_the_local_nextline_task(trained_run, tmp_path, monkeypatch
 
 
 def test_unknown_model_arg_is_named(trained_run):
-    from lit_illada.lm_eval_adapter import LitIlladaLM
+    from lit_illada.evaluation.lm_eval_adapter import LitIlladaLM
 
     with pytest.raises(ValueError, match="unknown key 'temprature'"):
         LitIlladaLM(ckpt=str(trained_run), temprature=0.5)

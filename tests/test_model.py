@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from lit_illada.attention import eager_attention, sdpa_attention
-from lit_illada.builder import load_model_preset as load_preset
-from lit_illada.memory import count_params
-from lit_illada.model import ModelConfig, RMSNorm, Transformer, apply_rope, rope_tables
+from lit_illada.core.attention import eager_attention, sdpa_attention
+from lit_illada.config.build import load_model_preset as load_preset
+from lit_illada.planning.memory import count_params
+from lit_illada.core.model import ModelConfig, RMSNorm, Transformer, apply_rope, rope_tables
 
 
 def small_config(**overrides) -> ModelConfig:

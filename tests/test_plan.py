@@ -13,11 +13,14 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from torch.distributed.tensor import DTensor
 
-from lit_illada.builder import CONF_DIR, load_model_preset
-from lit_illada.distributed import FSDPConfig, materialize, parallelize
-from lit_illada.memory import Precision, training_memory
-from lit_illada.model import ModelConfig, Transformer
-from lit_illada.plan import flops_per_token, report
+from lit_illada.config.build import load_model_preset
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.config.parallel import FSDPConfig
+from lit_illada.training.distributed import materialize, parallelize
+from lit_illada.planning.memory import Precision, training_memory
+from lit_illada.core.model import ModelConfig, Transformer
+from lit_illada.plan import report
+from lit_illada.planning.plan import flops_per_token
 from tests.test_distributed import _free_port, _init_gloo, _mesh
 
 ROOT = Path(__file__).resolve().parent.parent

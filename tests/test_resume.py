@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 from torch.serialization import get_unsafe_globals_in_checkpoint
 
-from lit_illada.checkpoint_files import (
+from lit_illada.checkpoints.files import (
     KILL_DURING_SAVE_ENV,
     checkpoint_step,
     step_checkpoints,
     verify_checkpoint,
 )
-from lit_illada.config_checks import ConfigError
+from lit_illada.config.checks import ConfigError
 from tests.runs import FAST
 from tests.runs import train as train_here
 

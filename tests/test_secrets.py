@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf.basecontainer import BaseContainer
 
-from lit_illada.builder import CONF_DIR
-from lit_illada.config_checks import exit_on_bad_input
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.config.checks import exit_on_bad_input
 from lit_illada.evaluate import evaluate
 from lit_illada.generate import run as generate
 from lit_illada.train import run as train
@@ -22,7 +22,7 @@ FAKE_SECRETS = {
     "HF_TOKEN": "hf_fakeTOKEN0123456789abcdefABCDEF",
     "MY_SERVICE_PASSWORD": "pw-fake-9876543210",
 }
-# Every resolver an interpolation can call: OmegaConf's oc.*, Hydra's and lit_illada.resolvers.
+# Every resolver an interpolation can call: OmegaConf's oc.*, Hydra's and lit_illada.config.resolvers.
 # None runs a command or reads a file; a new one must be reviewed before it joins this list.
 SAFE_RESOLVERS = {
     "oc.create", "oc.decode", "oc.deprecated", "oc.env", "oc.select", "oc.dict.keys", "oc.dict.values",

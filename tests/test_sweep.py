@@ -44,7 +44,7 @@ def write_sweep(folder: Path, name: str, **fields) -> Path:
         "command": "train",
         "sampler": {"type": "grid"},
         "objectives": [NLL],
-        "space": {"optim.lr": {"type": "categorical", "choices": [0.003, 0.001]}},
+        "space": {"optimizer.lr": {"type": "categorical", "choices": [0.003, 0.001]}},
         "fixed": TINY_TRIAL,
         **fields,
     }
@@ -101,7 +101,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_a_trial(tmp_path, cach
     sweep = write_sweep(
         tmp_path,
         "resume",
-        space={"optim.lr": {"type": "categorical", "choices": lrs}},
+        space={"optimizer.lr": {"type": "categorical", "choices": lrs}},
         intermediate="val/nll",
     )
     argv = [
@@ -116,7 +116,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_a_trial(tmp_path, cach
         trials = trials_so_far(tmp_path, "resume")
         finished = sum(t.state.is_finished() for t in trials)
         running = [t for t in trials if t.state == TrialState.RUNNING and "pid" in t.user_attrs]
-        return next((t for t in running if finished >= 2 and t.params["optim.lr"] != -1), None)
+        return next((t for t in running if finished >= 2 and t.params["optimizer.lr"] != -1), None)
 
     with (tmp_path / "first.log").open("w") as log:
         first = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -133,11 +133,11 @@ def test_killed_sweep_resumes_without_losing_or_repeating_a_trial(tmp_path, cach
     trials = load(tmp_path, "resume").trials
     assert len(trials) == 6
     assert not [t.number for t in trials if not t.state.is_finished()]
-    assert sorted(t.params["optim.lr"] for t in trials) == sorted(lrs)  # every grid point once
-    crashed = next(t for t in trials if t.params["optim.lr"] == -1)
+    assert sorted(t.params["optimizer.lr"] for t in trials) == sorted(lrs)  # every grid point once
+    crashed = next(t for t in trials if t.params["optimizer.lr"] == -1)
     assert crashed.state == TrialState.FAIL
     assert crashed.user_attrs["returncode"] == 2
-    assert "optim.lr" in crashed.user_attrs["stderr_tail"]
+    assert "optimizer.lr" in crashed.user_attrs["stderr_tail"]
     killed = trials[victim.number]
     assert killed.state == TrialState.FAIL and "returncode" not in killed.user_attrs
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -151,7 +151,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_a_trial(tmp_path, cach
 def test_two_drivers_on_one_sqlite_study_share_the_grid(tmp_path, cache_dir):
     """The same command started twice (a SLURM array): every grid point runs once, none is lost."""
     lrs = [0.003, 0.002, 0.004, 0.001]
-    sweep = write_sweep(tmp_path, "shared", space={"optim.lr": {"type": "categorical", "choices": lrs}})
+    sweep = write_sweep(tmp_path, "shared", space={"optimizer.lr": {"type": "categorical", "choices": lrs}})
     argv = [sys.executable, "-m", "lit_illada.sweep", *sweep_argv(sweep, tmp_path, cache_dir)]
     drivers = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for _ in range(2)]
@@ -160,7 +160,7 @@ def test_two_drivers_on_one_sqlite_study_share_the_grid(tmp_path, cache_dir):
 
     trials = load(tmp_path, "shared").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
-    assert sorted(t.params["optim.lr"] for t in trials) == sorted(lrs)
+    assert sorted(t.params["optimizer.lr"] for t in trials) == sorted(lrs)
     assert len({t.user_attrs["run_dir"] for t in trials}) == 4
     ran = [line for out in outputs for line in out.splitlines() if line.startswith("trial ")]
     assert len(ran) == 4  # each driver ran some; together each trial exactly once
@@ -198,7 +198,7 @@ def test_pruned_trial_is_killed_early(tmp_path, cache_dir, capsys):
         sampler={"type": "random"},
         n_trials=2,
         space={
-            "optim.lr": {"type": "categorical", "choices": [0.003, 1e-7]},
+            "optimizer.lr": {"type": "categorical", "choices": [0.003, 1e-7]},
             "trainer.max_steps": {"type": "categorical", "choices": [4, 400]},
         },
         intermediate="val/nll",
@@ -206,8 +206,8 @@ def test_pruned_trial_is_killed_early(tmp_path, cache_dir, capsys):
         fixed=[*trial_fixed, "lr_schedule=constant"],
     )
     study = optuna.create_study(study_name="prune", storage=f"sqlite:///{tmp_path / 'prune.db'}")
-    study.enqueue_trial({"optim.lr": 0.003, "trainer.max_steps": 4})
-    study.enqueue_trial({"optim.lr": 1e-7, "trainer.max_steps": 400})
+    study.enqueue_trial({"optimizer.lr": 0.003, "trainer.max_steps": 4})
+    study.enqueue_trial({"optimizer.lr": 1e-7, "trainer.max_steps": 400})
     storage = f"storage=sqlite:///{tmp_path / 'prune.db'}"
     assert main(sweep_argv(sweep, tmp_path, cache_dir, storage)) == 0
 
@@ -225,9 +225,9 @@ def test_stale_trial_is_retried_with_its_params(tmp_path, cache_dir):
     url = f"sqlite:///{tmp_path / 'retry.db'}"
     storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
     study = optuna.create_study(study_name="retry", storage=storage)
-    study.enqueue_trial({"optim.lr": -1})  # the retry then crashes at start-up: a quick trial
+    study.enqueue_trial({"optimizer.lr": -1})  # the retry then crashes at start-up: a quick trial
     orphan = study.ask()
-    orphan.suggest_categorical("optim.lr", [-1, 0.003])
+    orphan.suggest_categorical("optimizer.lr", [-1, 0.003])
     storage.record_heartbeat(orphan._trial_id)
     time.sleep(1.5)
 
@@ -236,7 +236,7 @@ def test_stale_trial_is_retried_with_its_params(tmp_path, cache_dir):
         "retry",
         sampler={"type": "random"},
         n_trials=1,
-        space={"optim.lr": {"type": "categorical", "choices": [-1, 0.003]}},
+        space={"optimizer.lr": {"type": "categorical", "choices": [-1, 0.003]}},
     )
     options = [f"storage={url}", "heartbeat_interval=1", "grace_period=1", "retry_failed=1"]
     assert main(sweep_argv(sweep, tmp_path, cache_dir, *options)) == 1  # no trial completed
@@ -255,7 +255,7 @@ def test_multi_objective_sweep_on_a_journal_gives_a_pareto_front(tmp_path, cache
         sampler={"type": "random", "seed": 0},
         n_trials=2,
         objectives=[NLL, {"metric": "train/tokens_per_s", "direction": "maximize"}],
-        space={"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+        space={"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
     )
     journal = tmp_path / "journal.log"
     assert main(sweep_argv(sweep, tmp_path, cache_dir, "workers=2", f"storage=journal://{journal}")) == 0
@@ -288,11 +288,11 @@ def test_unopenable_storage_is_named(tmp_path, cache_dir, capsys):
 
 def test_unknown_key_in_space_fails_before_any_trial(tmp_path, cache_dir, capsys):
     sweep = write_sweep(
-        tmp_path, "typo", space={"optim.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}}
+        tmp_path, "typo", space={"optimizer.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}}
     )
     assert main(sweep_argv(sweep, tmp_path, cache_dir)) == 2
     err = capsys.readouterr().err
-    assert "space.optim.learning_rate" in err and "does not compose with conf/train.yaml" in err
+    assert "space.optimizer.learning_rate" in err and "does not compose with conf/train.yaml" in err
     assert not (tmp_path / "typo").exists()  # no study, no trial
 
 
@@ -308,16 +308,16 @@ def test_unknown_group_option_in_space_is_named(tmp_path, cache_dir, capsys):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"space": {"optim.lr": {"type": "flot", "low": 1, "high": 2}}}, "space.optim.lr: type='flot'"),
+        ({"space": {"optimizer.lr": {"type": "flot", "low": 1, "high": 2}}}, "space.optimizer.lr: type='flot'"),
         ({"objectives": [{"metric": "val/nll", "direction": "down"}]}, "objectives[0].direction: 'down'"),
         (
-            {"space": {"optim.lr": {"type": "float", "low": 0, "high": 1, "log": True}}},
+            {"space": {"optimizer.lr": {"type": "float", "low": 0, "high": 1, "log": True}}},
             "log=true needs low > 0",
         ),
         ({"pruner": {"type": "median"}, "objectives": [NLL, NLL]}, "cannot prune multi-objective"),
         ({"n_trials": 3}, "n_trials=3 exceeds the 2 points of the grid"),
         ({"sampler": {"type": "cmaes"}}, "sampler.type='cmaes': choose one of tpe, random, nsga2, grid"),
-        ({"fixed": [*TINY_TRIAL, "optim.lr=0.1"]}, "space.optim.lr: is also set in fixed"),
+        ({"fixed": [*TINY_TRIAL, "optimizer.lr=0.1"]}, "space.optimizer.lr: is also set in fixed"),
         ({"fixed": ["name=mine"]}, "name: is set by the sweep"),
         (
             {"space": {"x": {"type": "int", "low": 1, "high": 2, "when": {"y": 1}}}},

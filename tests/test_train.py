@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-from lit_illada.config_checks import ConfigError
+from lit_illada.config.checks import ConfigError
 from lit_illada.diffusion import ElboWeighting
 from tests.runs import FAST, train
 
 pytestmark = pytest.mark.slow
 
 def test_default_objective_learns_and_writes_the_run_record(tmp_path, cache_dir):
-    summary = train(tmp_path, cache_dir, "trainer.max_steps=60", "trainer.val_check_interval=10", "optim.lr=3e-3")
+    summary = train(tmp_path, cache_dir, "trainer.max_steps=60", "trainer.val_check_interval=10", "optimizer.lr=3e-3")
     record = tmp_path / "run"
     metrics = pd.read_csv(record / "metrics.csv")
     val = metrics.dropna(subset=["val/nll"])
@@ -104,8 +104,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optim.lr=-0.1", "optim.lr=-0.1: must be > 0"),
-        ("optim.lr=fast", "optim.lr='fast': expected a number"),
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1: must be > 0"),
+        ("optimizer.lr=fast", "optimizer.lr='fast': expected a number"),
         ("data.seq_len=2048", "data.seq_len=2048 exceeds model.max_seq_len=1024"),
         ("model.vocab_size=200", "model.vocab_size=200 is smaller than the tokenizer's vocabulary (260)"),
         ("data.batch_size=0", "data.batch_size=0: expected a positive integer"),
@@ -182,7 +182,7 @@ def test_wandb_logger_writes_an_offline_run_without_a_key(tmp_path, cache_dir, m
 def test_wandb_run_names_its_group_components_job_and_samples(tmp_path, cache_dir):
     """What a dashboard filters on, read back from the offline run file the real run wrote."""
     from analysis.wandb_offline import read_offline_run  # noqa: PLC0415
-    from lit_illada.loggers import WANDB_GROUP_ENV, stable_run_id  # noqa: PLC0415
+    from lit_illada.training.loggers import WANDB_GROUP_ENV, stable_run_id  # noqa: PLC0415
 
     # The command line, not the compose API: tags come from Hydra's record of the group choices.
     env = {**os.environ, WANDB_GROUP_ENV: "my-study", "WANDB_MODE": "offline"}  # the sweep driver sets the group

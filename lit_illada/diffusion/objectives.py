@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 from lit_illada.diffusion.schedules import NoiseSchedule
 from lit_illada.diffusion.weighting import ElboWeighting
-from lit_illada.sampling.autoregressive import autoregressive_generate
 
 NORMALIZATIONS = ("tokens", "answer_length")
 
@@ -134,14 +133,6 @@ class DiffusionObjective(Objective):
         nll = self._reduce(ce.detach() * elbo_w, masked, eligible)
         return _output(loss, nll, logits, targets, B * L)
 
-    def generate(self, model, prompt: torch.Tensor, sampler, generator: torch.Generator | None = None):
-        """Denoise ``sampler.gen_length`` masks after ``prompt`` with the configured policy.
-
-        The model itself is the denoiser (ids -> logits), so a KV-cached policy can use its
-        ``prefill`` / ``forward_window``.
-        """
-        return sampler.generate(model, prompt, generator=generator)
-
 
 class AutoregressiveObjective(Objective):
     """The AR baseline: the same backbone with a causal mask and shifted cross-entropy.
@@ -158,8 +149,6 @@ class AutoregressiveObjective(Objective):
         mask_id: int,
         normalize: str = "tokens",
         truncate_fraction: float = 0.01,
-        noise: NoiseSchedule | None = None,  # accepted and ignored: AR has no noise process
-        weighting=None,
     ) -> None:
         super().__init__(masking, mask_id, normalize, truncate_fraction)
 
@@ -183,13 +172,3 @@ class AutoregressiveObjective(Objective):
         ce = F.cross_entropy(logits.float(), targets, reduction="none")
         loss = self._reduce(ce, target_mask, target_mask)
         return _output(loss, loss.detach(), logits, targets, B * L)
-
-    def generate(self, model, prompt: torch.Tensor, sampler, generator: torch.Generator | None = None):
-        """Left-to-right decoding; takes gen_length and temperature from the sampler config."""
-        return autoregressive_generate(
-            lambda ids: model(ids, causal=True),
-            prompt,
-            gen_length=sampler.gen_length,
-            temperature=sampler.temperature,
-            generator=generator,
-        )

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lit_illada.run_record import RunRecord, epoch_files
+from lit_illada.checkpoints.run_record import RunRecord, epoch_files
 from lit_illada.sweeping.definition import Objective, SweepDefinition, override_key
 from lit_illada.sweeping.errors import SweepConfigError, TrialFailed
 

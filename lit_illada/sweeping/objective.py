@@ -20,11 +20,11 @@ from typing import NoReturn
 
 import optuna
 
-from lit_illada.loggers import WANDB_GROUP_ENV
 from lit_illada.sweeping.commands import Command, Stage
 from lit_illada.sweeping.definition import SweepDefinition
 from lit_illada.sweeping.errors import SweepInterrupted, TrialFailed
 from lit_illada.sweeping.process import TrialProcess, trial_env
+from lit_illada.training.loggers import WANDB_GROUP_ENV
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,11 @@
-"""Where the Hydra config tree and the sweep files live, installed or in a source checkout.
-
-This mirrors ``lit_illada.builder.CONF_DIR`` without importing it: builder pulls in torch and
-Lightning (seconds of start-up, and memory) that the driver never needs, since every trial
-runs in its own subprocess.
-"""
+"""Finding a sweep file by name (``sweep=objective``) or by path."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from lit_illada.config.paths import CONF_DIR, SWEEPS_DIR  # noqa: F401 - re-exported for the driver
 from lit_illada.sweeping.errors import SweepConfigError
-
-_PACKAGE = Path(__file__).resolve().parent.parent
-
-
-def _shipped(name: str) -> Path:
-    """``lit_illada/<name>`` when installed, else ``<checkout>/<name>`` beside the package."""
-    inside = _PACKAGE / name
-    return inside if inside.is_dir() else _PACKAGE.parent / name
-
-
-CONF_DIR = _shipped("conf")
-SWEEPS_DIR = _shipped("sweeps")
 
 
 def find_sweep_file(sweep: str, sweeps_dir: str | Path | None = None) -> Path:

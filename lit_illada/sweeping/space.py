@@ -2,7 +2,7 @@
 
     noise:           {type: categorical, choices: [linear, cosine]}     # a config group option
     model.n_kv_heads: {type: categorical, choices: [4, 2]}              # any config value
-    optim.lr:        {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+    optimizer.lr:        {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
     trainer.max_steps: {type: int, low: 100, high: 400, step: 100}
     sampler.threshold: {type: float, low: 0.5, high: 0.99, when: {sampler: threshold}}
 

@@ -3,7 +3,7 @@
 A typo in a searched key, a config group option that does not exist, or a fixed override
 that the config rejects would otherwise fail trial after trial, each after seconds of
 imports. Hydra's compose API over the real conf/ tree finds them in well under a second and
-the error names the sweep key at fault. Semantic checks (``optim.lr > 0``, heads divisible by
+the error names the sweep key at fault. Semantic checks (``optimizer.lr > 0``, heads divisible by
 KV heads) stay with the entry point, which refuses them at start-up with exit code 2; such a
 trial is recorded as FAILED and the sweep goes on.
 """
@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from lit_illada.override_errors import explain_override_error
+from lit_illada.config.overrides import explain_override_error
 from lit_illada.sweeping.definition import MANAGED_KEYS, SweepDefinition, override_key
 from lit_illada.sweeping.errors import SweepConfigError
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import optuna
 
-from lit_illada.loggers import stable_run_id, wandb_mode
 from lit_illada.sweeping.definition import SweepDefinition
 from lit_illada.sweeping.report import best_trials
+from lit_illada.training.loggers import stable_run_id, wandb_mode
 
 
 def log_study(study: optuna.Study, definition: SweepDefinition, sweep_dir: Path) -> None:

@@ -1,0 +1,57 @@
+"""What a task needs from a checkpoint, and the task contract."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+
+from lit_illada.data import PyStdlibCorpus
+from lit_illada.sampling.decoding import Decoding
+
+
+@dataclass
+class EvalModel:
+    """A loaded model with the sampler and scorer chosen for this evaluation."""
+
+    net: torch.nn.Module
+    tokenizer: object
+    decoding: Decoding  # denoising or left to right: how this model generates
+    sampler: object
+    scorer: object
+    add_bos: bool  # SFT checkpoints saw BOS before every prompt
+
+    def denoiser(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.net(ids, causal=self.decoding.causal)
+
+    def generate(self, prompt: torch.Tensor, generator: torch.Generator | None = None):
+        return self.decoding.generate(self.net, prompt, self.sampler, generator)
+
+    def encode_prompt(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text)
+        return [self.tokenizer.bos_id, *ids] if self.add_bos else ids
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.net.config.max_seq_len
+
+
+class Task(ABC):
+    """One evaluation: builds its examples from held-out stdlib files, returns metrics."""
+
+    name: str
+
+    def __init__(self, limit: int = 100, seed: int = 0) -> None:
+        if limit < 1:
+            raise ValueError(f"task.limit={limit}: must be >= 1")
+        self.limit, self.seed = limit, seed
+
+    @staticmethod
+    def held_out_files() -> list[str]:
+        """Test-split stdlib sources: never seen in training (train uses the train split)."""
+        return list(PyStdlibCorpus().documents("test"))
+
+    @abstractmethod
+    def run(self, model: EvalModel) -> dict:
+        """Metrics of this task, e.g. {"accuracy": 0.41, "n": 100}."""

@@ -1,0 +1,201 @@
+"""The LightningModule: puts the backbone, objective, optimizer, lr schedule and sampler together.
+
+Every component arrives already built (Hydra instantiates them in ``train.py``), so this
+file holds no switches over component kinds. It owns the training/validation steps,
+logging, and what goes into a checkpoint so that a run can be rebuilt from it alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MeanMetric
+
+from lit_illada.config.parallel import FSDPConfig
+from lit_illada.core.model import ModelConfig, Transformer
+from lit_illada.sampling.decoding import decoding_for
+from lit_illada.training.distributed import load_into_sharded, materialize, parallelize
+
+VAL_SEED = 20240917  # fixed masks for validation, so val/nll is comparable across runs
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised before the optimizer step, so the weights and the last checkpoint stay good."""
+
+
+class DiffusionLM(L.LightningModule):
+    def __init__(
+        self,
+        model: ModelConfig,
+        objective,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        lr_schedule: Callable[[int, int], float] | None = None,
+        sampler=None,
+        byte_level: bool = False,
+        run_config: dict | None = None,
+        parallel: FSDPConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = model
+        self.parallel = parallel
+        self.init_from: str | None = None  # with ``parallel``: weights copied in right after sharding
+        # Sharded runs build on the meta device: configure_model() allocates only this rank's shards.
+        with torch.device("meta") if parallel is not None else nullcontext():
+            self.net = Transformer(model)
+        self.objective = objective
+        self.decoding = decoding_for(objective)  # how samples are drawn: denoising or left to right
+        self.optimizer_factory = optimizer
+        self.lr_schedule = lr_schedule
+        self.sampler = sampler
+        self.byte_level = byte_level
+        self.run_config = run_config or {}
+        self.val_loss, self.val_nll, self.val_acc = MeanMetric(), MeanMetric(), MeanMetric()
+        self._step_started = 0.0
+        self.train_tokens = 0
+        self.train_seconds = 0.0
+        # Set by the entry point; with both, train/mfu is logged (FLOPs formula in lit_illada.planning.plan).
+        self.flops_per_token: float | None = None
+        self.peak_flops: float | None = None
+        self.last_validated_step = -1
+
+    # --------------------------------------------------------------- sharding
+    def configure_model(self) -> None:
+        """FSDP2: shard the meta-device Transformer, then allocate and initialize the shards.
+
+        Only the Transformer is materialized (Lightning's own meta materialization runs
+        ``to_empty`` over the whole module and would wipe the torchmetrics states). Lightning
+        calls this hook again for validate/test; a sharded net is left as it is.
+        """
+        if self.parallel is None or self.net.wte.weight.device.type != "meta":
+            return
+        parallelize(self.net, self.device_mesh["data_parallel"], self.parallel)
+        materialize(self.net, self.trainer.strategy.root_device)
+        if self.init_from is not None:
+            load_into_sharded(self.net, self.init_from)
+
+    # ----------------------------------------------------------------- steps
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, L) → logits (B, L, V): the denoiser that samplers and scorers call."""
+        return self.net(input_ids, causal=self.decoding.causal)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.objective(self.net, batch, training=True)
+        if not torch.isfinite(out.loss):
+            raise NonFiniteLossError(
+                f"loss became {out.loss.item()} at step {self.global_step}; stopping before the "
+                "optimizer step so the weights stay finite. The last good checkpoint is kept in "
+                "checkpoints/. Try a lower optimizer.lr, a longer lr_schedule.warmup_steps, or "
+                "trainer.gradient_clip_val."
+            )
+        self._step_tokens = out.n_tokens
+        self.train_tokens += out.n_tokens  # here, not at batch end: a batch-end checkpoint counts it
+        self.log_dict(
+            {"train/loss": out.loss.detach(), "train/nll": out.nll, "train/masked_acc": out.accuracy},
+            prog_bar=False,
+            on_step=True,
+            sync_dist=True,  # the mean over data-parallel ranks: the loss of the global batch
+        )
+        self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
+        return out.loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        seconds = time.perf_counter() - self._step_started
+        self.train_seconds += seconds
+        tokens_per_s = self._step_tokens / max(seconds, 1e-9)  # this device's
+        self.log("train/tokens_per_s", tokens_per_s, on_step=True)
+        if self.flops_per_token and self.peak_flops:
+            self.log("train/mfu", tokens_per_s * self.flops_per_token / self.peak_flops, on_step=True)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_generator = torch.Generator(device=self.device).manual_seed(VAL_SEED)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        batch_size = batch["input_ids"].shape[0]
+        # A fixed stratified grid of t per batch and seeded masks: the same number every time.
+        grid = (torch.arange(batch_size, device=self.device) + 0.5) / batch_size
+        t = self._time_from_uniform(grid)
+        out = self.objective(self.net, batch, t=t, generator=self._val_generator, training=False)
+        self.val_loss.update(out.loss, weight=out.n_tokens)
+        self.val_nll.update(out.nll, weight=out.n_tokens)
+        self.val_acc.update(out.accuracy, weight=max(out.n_predicted, 1))
+
+    def on_validation_epoch_end(self) -> None:
+        nll = self.val_nll.compute()
+        if not torch.isfinite(nll):  # before logging: no best.ckpt or summary of diverged weights
+            raise NonFiniteLossError(
+                f"validation NLL became {nll.item()} at step {self.global_step}: the weights diverged. "
+                "The last good checkpoint is kept in checkpoints/. Try a lower optimizer.lr, a longer "
+                "lr_schedule.warmup_steps, or trainer.gradient_clip_val."
+            )
+        metrics = {"val/loss": self.val_loss.compute(), "val/nll": nll, "val/masked_acc": self.val_acc.compute()}
+        if self.byte_level:
+            metrics["val/bpb"] = nll / math.log(2)
+        self.log_dict(metrics, prog_bar=False)
+        self.log("val_nll", nll, prog_bar=True, logger=False)
+        for metric in (self.val_loss, self.val_nll, self.val_acc):
+            metric.reset()
+        self.last_validated_step = self.global_step
+
+    def _time_from_uniform(self, u: torch.Tensor) -> torch.Tensor:
+        noise = getattr(self.objective, "noise", None)
+        return noise.time_from_uniform(u) if noise is not None else u
+
+    # ------------------------------------------------------------ optimizer
+    def configure_optimizers(self):
+        decay = [p for p in self.net.parameters() if p.ndim >= 2]
+        no_decay = [p for p in self.net.parameters() if p.ndim < 2]  # norms: never decayed
+        optimizer = self.optimizer_factory([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        if self.lr_schedule is None:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = LambdaLR(optimizer, partial(_lr_multiplier, self.lr_schedule, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, generator: torch.Generator | None = None):
+        """Sample continuations of ``prompt`` (B, Lp) with the configured sampler."""
+        if self.sampler is None:
+            raise RuntimeError("no sampler configured; pass sampler=<name>")
+        was_training = self.training
+        self.eval()
+        try:
+            return self.decoding.generate(self.net, prompt.to(self.device), self.sampler, generator)
+        finally:
+            self.train(was_training)
+
+    # ----------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild the model and its tokenizer without Hydra or the original config,
+        # and the running totals that a resumed run continues from.
+        checkpoint["lit_illada"] = {
+            "model_config": self.config.to_dict(),
+            "run_config": self.run_config,
+            "counters": {
+                "train_tokens": self.train_tokens,
+                "train_seconds": self.train_seconds,
+                "last_validated_step": self.last_validated_step,
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        counters = checkpoint.get("lit_illada", {}).get("counters", {})
+        self.train_tokens = counters.get("train_tokens", self.train_tokens)
+        self.train_seconds = counters.get("train_seconds", self.train_seconds)
+        self.last_validated_step = counters.get("last_validated_step", self.last_validated_step)
+
+
+def _lr_multiplier(schedule: Callable[[int, int], float], total_steps: int, step: int) -> float:
+    return schedule(step, total_steps)
