@@ -8,12 +8,15 @@ Sources (a string or a Path):
     wandb:<entity>/<project>         the W&B API; ``filters`` is a MongoDB-style dict for it
     optuna:<storage_url>[#<study>]   an Optuna study, e.g. optuna:sqlite:///runs/sweeps/objective/study.db
 
-Columns of both tables: ``run``, ``source``, ``epoch``; the component names ``noise``,
-``weighting``, ``masking``, ``objective``, ``sampler``, ``scoring``, ``attention`` (mha/gqa),
-``stage``, ``seed``; summary metrics (``val/nll``, ``best/val/nll``, ``train/tokens_per_s``,
-...); evaluation metrics as ``<task>/<metric>`` (``docstring_to_body/edit_similarity``); the
-training config flattened with dots (``model.n_kv_heads``, ``optimizer.lr``); the evaluate config
-under ``eval.`` (``eval.sampler.steps``); source extras (``wandb.group``, ``wandb.tags``; for
+Columns of both tables: ``run``, ``source``, ``epoch``; the components, each the conf/ file
+that chose it as the run recorded it (``config["choices"]``, see lit_illada/config/choices.py):
+``noise``, ``weighting``, ``masking``, ``objective``, ``sampler``, ``model``, ``data``, ... and
+the evaluation's ``sampler`` and ``scoring``; ``attention`` (mha, or gqa<n_kv_heads>: the W&B
+tag's spelling), ``stage``, ``seed``; summary metrics (``val/nll``, ``best/val/nll``,
+``train/tokens_per_s``, ...); evaluation metrics as ``<task>/<metric>``
+(``docstring_to_body/edit_similarity``); the training config flattened with dots
+(``model.n_kv_heads``, ``optimizer.lr``); the evaluate config under ``eval.``
+(``eval.sampler.steps``); source extras (``wandb.group``, ``wandb.tags``; for
 a study ``trial``, ``state``, each param by its override key, each objective by its metric
 name); and ``history``, a reference that ``load_history`` turns into the per-step metrics.
 
@@ -35,7 +38,7 @@ import pandas as pd
 
 from analysis.rows import RunData, epoch_rows, runs_rows
 
-STUDY_DB = "study.db"  # lit_illada.sweeping.storage.default_storage_url
+STUDY_DB = "study.db"  # lit_illada.sweeping.study.default_storage_url
 
 ACCEPTED = (
     "runs/ or runs/<name> (run records), a sweep folder holding study.db, wandb-offline:<dir>, "

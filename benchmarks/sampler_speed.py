@@ -6,7 +6,8 @@
     python benchmarks/sampler_speed.py --random-model small --prompt-len 512 --gen-len 256
 
 Every policy runs in this process on the same model and the same prompts, each built from
-its ``conf/sampler/<name>.yaml`` through ``hydra.utils.instantiate`` (the public sampler API).
+its ``conf/sampler/<name>.yaml``, composed by Hydra with command-line style overrides
+(``sampler/cache=prefix``) and built by ``hydra.utils.instantiate`` (the public sampler API).
 Quality, on held-out standard-library code the model never trained on:
 
 * ``span_accuracy``: the prompt is the first ``prompt-len`` bytes of a test-split sequence;
@@ -24,8 +25,8 @@ import json
 import time
 
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from lit_illada.config.build import load_model_preset
 from lit_illada.config.paths import CONF_DIR
@@ -35,30 +36,32 @@ from lit_illada.data.cache import tokenized_split
 from lit_illada.core.model import Transformer
 from lit_illada.evaluation.tasks.docstring_to_body import body_parses
 
-# (label, yaml in conf/sampler, overrides). steps=None means steps = gen_length.
+# (label, yaml in conf/sampler, Hydra overrides). Policies with a step count get steps = gen_length.
 POLICIES = [
-    ("confidence", "confidence", {}),
-    ("random", "random", {}),
-    ("margin", "margin", {}),
-    ("entropy", "entropy", {}),
-    ("threshold_0.9", "threshold", {"threshold": 0.9}),
-    ("threshold_0.7", "threshold", {"threshold": 0.7}),
-    ("factor_1.0", "factor", {"factor": 1.0}),
-    ("eb_0.1", "eb", {"gamma": 0.1}),
-    ("variable_length", "variable_length", {}),
-    ("confidence+prefix_cache", "confidence", {"cache": "prefix"}),
-    ("confidence+dual_cache", "confidence", {"cache": "dual"}),
-    ("threshold_0.9+prefix_cache", "threshold", {"threshold": 0.9, "cache": "prefix"}),
-    ("threshold_0.9+dual_cache", "threshold", {"threshold": 0.9, "cache": "dual"}),
+    ("confidence", "confidence", []),
+    ("random", "random", []),
+    ("margin", "margin", []),
+    ("entropy", "entropy", []),
+    ("threshold_0.9", "threshold", ["sampler.threshold=0.9"]),
+    ("threshold_0.7", "threshold", ["sampler.threshold=0.7"]),
+    ("factor_1.0", "factor", ["sampler.factor=1.0"]),
+    ("eb_0.1", "eb", ["sampler.gamma=0.1"]),
+    ("variable_length", "variable_length", []),
+    ("confidence+prefix_cache", "confidence", ["sampler/cache=prefix"]),
+    ("confidence+dual_cache", "confidence", ["sampler/cache=dual"]),
+    ("threshold_0.9+prefix_cache", "threshold", ["sampler.threshold=0.9", "sampler/cache=prefix"]),
+    ("threshold_0.9+dual_cache", "threshold", ["sampler.threshold=0.9", "sampler/cache=dual"]),
 ]
 CACHE_POLICIES = {"confidence", "confidence+prefix_cache", "confidence+dual_cache"}
 
 
-def make_sampler(yaml: str, tokenizer, gen_length: int, block_length: int, **overrides):
-    cfg = OmegaConf.load(CONF_DIR / "sampler" / f"{yaml}.yaml")
+def make_sampler(yaml: str, tokenizer, gen_length: int, block_length: int, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=f"sampler/{yaml}", overrides=overrides).sampler
+    steps = {"steps": gen_length} if "steps" in cfg else {}  # adaptive policies take no step count
     return instantiate(
         cfg, mask_id=tokenizer.mask_id, eos_id=tokenizer.eos_id, gen_length=gen_length,
-        block_length=block_length, steps=gen_length, **overrides,
+        block_length=block_length, **steps,
     )
 
 
@@ -104,7 +107,7 @@ def benchmark_checkpoint(args) -> dict:
     functions = function_prompts(args.prompts)
     rows = []
     for label, yaml, overrides in POLICIES:
-        sampler = make_sampler(yaml, tokenizer, args.gen_len, args.block, **overrides)
+        sampler = make_sampler(yaml, tokenizer, args.gen_len, args.block, overrides)
         stats = run_policy(sampler, net, prompts, args.batch)
         generated = stats.pop("generated")
         stats["span_accuracy"] = round((generated == truth).float().mean().item(), 4)
@@ -133,7 +136,7 @@ def benchmark_random(args) -> dict:
     for label, yaml, overrides in POLICIES:
         if label not in CACHE_POLICIES:
             continue  # random weights: commit rules have nothing to bite on; measure cost only
-        sampler = make_sampler(yaml, tokenizer, args.gen_len, args.block, **overrides)
+        sampler = make_sampler(yaml, tokenizer, args.gen_len, args.block, overrides)
         stats = run_policy(sampler, net, prompts, args.batch)
         stats.pop("generated")
         rows.append({"policy": label, **stats})

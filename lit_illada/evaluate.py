@@ -1,6 +1,7 @@
 """Evaluation entry point on the embedded tasks.
 
     python -m lit_illada.evaluate ckpt=runs/<name> tasks=[mc_nextline,docstring_to_body] sampler=threshold scoring=confidence
+    python -m lit_illada.evaluate ckpt=runs/<name> tasks=[addition,addition_mc,data/my_eval.jsonl]
 
 Writes ``results.json`` into the checkpoint's run directory (or ``output=``): every task's
 metrics, with NFE and latency beside each generation score, and the exact sampler and
@@ -11,29 +12,25 @@ checkpoint is refused.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lit_illada.config.checks import exit_on_bad_input, pick_device
+from lit_illada.config.choices import given, record_choices
 from lit_illada.config.overrides import run_cli
 from lit_illada.config.paths import CONF_DIR
 from lit_illada.evaluation.runner import build_eval_model, build_tasks, log_to_wandb, run_tasks, write_results
-
-
-def scoring_given(cfg: DictConfig) -> bool:
-    """Whether the command line chose ``scoring=`` (rather than the default)."""
-    if not HydraConfig.initialized():
-        return False
-    return any(o.split("=")[0].lstrip("+~") in ("scoring",) for o in HydraConfig.get().overrides.task)
+from lit_illada.evaluation.tasks.jsonl import split_task_files
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    record_choices(cfg)  # cfg.choices: Hydra's group choices, recorded with the config
     device = pick_device(cfg.device)
     tasks = build_tasks(cfg)
-    model, run_dir = build_eval_model(cfg, device, explicit_scoring=scoring_given(cfg))
+    model, run_dir = build_eval_model(cfg, device, explicit_scoring=given(cfg, "scoring"))
     results = run_tasks(cfg, model, tasks)
     output = Path(cfg.output) if cfg.output else run_dir / "results.json"
     write_results(results, output)
@@ -48,4 +45,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = split_task_files(sys.argv[1:])  # tasks=[x.jsonl] -> task_files=[x.jsonl]
     run_cli(main, "evaluate")

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from lit_illada.checkpoints.loader import load
 from lit_illada.config.checks import exit_on_bad_input, pick_device, positive_int
+from lit_illada.config.choices import record_choices
 from lit_illada.config.errors import ConfigError
 from lit_illada.config.overrides import run_cli
 from lit_illada.config.paths import CONF_DIR
@@ -34,6 +35,7 @@ from lit_illada.evaluation.prompt_files import generate_file, iter_prompts, outp
 
 def run(cfg: DictConfig) -> list[dict] | dict:
     """The completed row for ``prompt=``; a summary (output, total, generated, skipped) for a file."""
+    record_choices(cfg)  # cfg.choices: Hydra's group choices, recorded with the config
     prompts = prompts_path(cfg)
     positive_int(cfg, "batch_size")
     positive_int(cfg, "window")
@@ -44,7 +46,7 @@ def run(cfg: DictConfig) -> list[dict] | dict:
     device = pick_device(cfg.device)
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else None
     try:
-        loaded = load(cfg.ckpt, device=device, dtype=dtype)
+        loaded = load(cfg.ckpt, device=device, dtype=dtype, key="ckpt")
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(str(err)) from err
     completer = Completer(cfg, loaded, device)

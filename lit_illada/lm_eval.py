@@ -1,8 +1,25 @@
-"""`python -m lit_illada.lm_eval ...`: lm-eval's CLI with the `lit_illada` model registered."""
+"""`python -m lit_illada.lm_eval ...`: lm-eval's CLI with the `lit_illada` model registered.
+
+    python -m lit_illada.lm_eval run --model lit_illada --model_args ckpt=runs/<name> --tasks ...
+    python -m lit_illada.lm_eval export_tasks <dir>     # the embedded tasks as an lm-eval task folder
+"""
+
+import sys
 
 from lm_eval.__main__ import cli_evaluate
 
 import lit_illada.evaluation.lm_eval_adapter  # noqa: F401 - registers the model with lm-eval
+from lit_illada.evaluation.export import export_mc_nextline
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["export_tasks"]:
+        if len(sys.argv) != 3:
+            raise SystemExit("usage: python -m lit_illada.lm_eval export_tasks <output dir>")
+        print(export_mc_nextline(sys.argv[2]))
+        return
+    cli_evaluate()
+
 
 if __name__ == "__main__":
-    cli_evaluate()
+    main()

@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     options_argv, trial_overrides = split_argv(argv)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        from lit_illada.sweeping.driver import run_sweep  # noqa: PLC0415 - keeps --help instant
-        from lit_illada.sweeping.options import compose_options  # noqa: PLC0415
+        from lit_illada.sweeping.driver import compose_options, run_sweep  # noqa: PLC0415 - keeps --help instant
 
         study = run_sweep(compose_options(options_argv), trial_overrides)
     except SweepConfigError as err:
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    from optuna.trial import TrialState  # noqa: PLC0415
+    from optuna.trial import TrialState  # noqa: PLC0415 - optuna is slow to import; --help stays instant
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         print(

@@ -26,6 +26,7 @@ from lit_illada.checkpoints.files import CheckpointSpaceError, newest_good_check
 from lit_illada.checkpoints.run_record import RunRecord
 from lit_illada.config.build import build_model_config, build_tokenizer, fill_token_ids
 from lit_illada.config.checks import check_train_config, exit_on_bad_input
+from lit_illada.config.choices import record_choices
 from lit_illada.config.overrides import run_cli
 from lit_illada.config.parallel import is_launch_rank_zero
 from lit_illada.config.paths import CONF_DIR
@@ -44,6 +45,7 @@ from lit_illada.training.run import (
     name_run,
     prepare_data,
     report,
+    resolve_seq_len,
     set_initial_weights,
     stop_on_signal,
     summarize,
@@ -51,6 +53,7 @@ from lit_illada.training.run import (
 
 
 def run(cfg: DictConfig) -> dict:
+    record_choices(cfg)  # cfg.choices: Hydra's group choices, recorded with the config
     started = time.time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -59,6 +62,7 @@ def run(cfg: DictConfig) -> dict:
     record = RunRecord(Path(cfg.runs_root) / cfg.name)
 
     tokenizer = build_tokenizer(cfg)
+    resolve_seq_len(cfg, tokenizer)
     check_train_config(cfg, tokenizer.vocab_size, tokenizer.mask_id)
     if cfg.get("sampler") is not None:
         fill_token_ids(cfg.sampler, tokenizer)  # so config.yaml records the ids actually used
@@ -118,8 +122,8 @@ def run(cfg: DictConfig) -> dict:
     record.write_summary(summary)
     finish_loggers(loggers)
     if record.metrics_csv.exists():
-        from analysis import load_metrics  # noqa: PLC0415
-        from analysis.figures import plot_loss_curves  # noqa: PLC0415
+        from analysis import load_metrics  # noqa: PLC0415 - matplotlib and pandas are slow to import
+        from analysis.figures import plot_loss_curves  # noqa: PLC0415 - (only rank 0 plots)
 
         plot_loss_curves(load_metrics(record.root), record.loss_curve_png, title=cfg.name)
     report(summary, samples, record)

@@ -26,13 +26,16 @@ FAST = [
 ]
 
 
+def compose_train(*overrides):
+    """conf/train.yaml composed as the command line would; with Hydra's node, whose group
+    choices train records (lit_illada/config/choices.py) and then drops."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+
+
 def train(tmp_path, cache_dir, *overrides, name="run"):
     cache_key = "data.source.cache_dir" if "stage=sft" in overrides else "data.cache_dir"
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[*FAST, f"runs_root={tmp_path}", f"name={name}", f"{cache_key}={cache_dir}", *overrides],
-        )
-    return run(cfg)
+    where = [f"runs_root={tmp_path}", f"name={name}", f"{cache_key}={cache_dir}"]
+    return run(compose_train(*FAST, *where, *overrides))
 
 

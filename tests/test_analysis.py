@@ -12,13 +12,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_parity_table_matches_the_run_records(trained_run, tmp_path, cache_dir):
-    train(tmp_path, cache_dir, "objective=autoregressive", "trainer.max_steps=4", "trainer.val_check_interval=4", name="ar")
+    steps = ["trainer.max_steps=4", "trainer.val_check_interval=4"]
+    train(tmp_path, cache_dir, "objective=autoregressive", *steps, name="ar")
     runs = [trained_run, tmp_path / "ar"]
     for run in runs:
         run_eval(f"ckpt={run}", "tasks=[mc_nextline]", "limit=2", f"output={run / 'results.json'}")
     table = parity_table(runs)
     assert table["objective"].tolist() == ["diffusion", "autoregressive"]
-    for run, (_, row) in zip(runs, table.iterrows()):
+    for run, (_, row) in zip(runs, table.iterrows(), strict=True):
         summary = json.loads((run / "summary.json").read_text())
         results = json.loads((run / "results.json").read_text())
         assert row["val NLL (nats/token)"] == summary["val/nll"]

@@ -15,7 +15,6 @@ import matplotlib.image
 import optuna
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from analysis import load_epochs, load_history, load_runs
@@ -33,7 +32,7 @@ from analysis.figures import (
 from analysis.reference import PAPER
 from lit_illada.config.paths import CONF_DIR
 from lit_illada.train import run
-from tests.runs import FAST, train
+from tests.runs import FAST, compose_train, train
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +48,7 @@ PRETRAIN = {
     "lin-elbo-mha-s2": (["seed=2"], ("linear", "elbo", "mha")),
     "cos-unw-gqa-s1": (
         ["seed=1", "noise=cosine", "weighting=unweighted", "model.n_kv_heads=1"],
-        ("cosine", "unweighted", "gqa"),
+        ("cosine", "unweighted", "gqa1"),
     ),
 }
 # name -> (overrides, masking scope, edit similarity after epochs 1, 2, 3)
@@ -104,6 +103,7 @@ def results(
             "sampler": sampler_cfg,
             "scoring": scoring_cfg,
             "seed": 0,
+            "choices": {"sampler": sampler, "scoring": scorer},  # evaluate's group choices
         },
         "tasks": {
             "mc_nextline": {"accuracy": accuracy, "n": 8, "chance": 0.25, "wall_seconds": 3.0},
@@ -123,22 +123,18 @@ def results(
 
 def train_sft(root: Path, jsonl: Path, name: str, *overrides: str) -> None:
     """tests.runs.train sets a token cache key that the JSONL SFT source does not have."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                *FAST,
-                *STEPS,
-                f"runs_root={root}",
-                f"name={name}",
-                *overrides,
-                "data=sft_jsonl",
-                f"data.source.path={jsonl}",
-                "data.seq_len=64",
-                "data.batch_size=4",
-                "data.val_batches=1",
-            ],
-        )
+    cfg = compose_train(
+        *FAST,
+        *STEPS,
+        f"runs_root={root}",
+        f"name={name}",
+        *overrides,
+        "data=sft_jsonl",
+        f"data.source.path={jsonl}",
+        "data.seq_len=64",
+        "data.batch_size=4",
+        "data.val_batches=1",
+    )
     run(cfg)
 
 

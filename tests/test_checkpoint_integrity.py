@@ -72,7 +72,7 @@ def test_damaged_files_fail_verification_and_loading_with_the_file_named(trained
             verify_checkpoint(bad)
         assert str(bad) in str(caught.value)
         with pytest.raises(ValueError, match=f"ckpt={bad}: cannot be used"):
-            load(bad)
+            load(bad, key="ckpt")
     # A dangling last.ckpt and a broken step checkpoint leave nothing to resume from: said so.
     folder = tmp_path / "checkpoints"
     folder.mkdir()
@@ -125,4 +125,4 @@ def test_every_checkpoint_the_project_writes_loads_with_weights_only(tmp_path, c
         assert load(path).net.config.d_model == 64
     assert "RNGStates" in state["callbacks"] and "EMAWeightAveraging" in state["callbacks"]
     with pytest.raises(ValueError, match="weights_only=True only"):
-        AtomicCheckpointIO().load(files[0], weights_only=False)
+        AtomicCheckpointIO().load_checkpoint(files[0], weights_only=False)

@@ -16,7 +16,13 @@ from lit_illada.training.run import build_module
 from lit_illada.data import ByteTokenizer
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
-OPTIONS = [(group, p.stem) for group in GROUPS for p in sorted((CONF_DIR / group).glob("*.yaml"))]
+# A yaml whose name starts with _ is a shared base (conf/sampler/_base.yaml), not an option.
+OPTIONS = [
+    (group, p.stem)
+    for group in GROUPS
+    for p in sorted((CONF_DIR / group).glob("*.yaml"))
+    if not p.stem.startswith("_")
+]
 
 # Options whose yaml has a mandatory (???) field need a value to instantiate; these are local files
 # the test makes, never anything from a hub.
@@ -107,10 +113,10 @@ def test_stage_sft_switches_data_masking_and_normalization():
     cfg = compose_train(["stage=sft"])
     assert cfg.masking._target_.endswith("ResponseOnly")
     assert cfg.data._target_.endswith("SFTDataModule")
-    assert cfg.objective.normalize == "answer_length"
+    assert cfg.objective.normalize._target_.endswith("PerAnswerLength")
     full = compose_train(["experiment=illada_sft"])
     assert full.masking._target_.endswith("AllPositions")
-    assert full.objective.normalize == "tokens"
+    assert full.objective.normalize._target_.endswith("PerToken")
 
 
 def test_unknown_group_option_lists_the_valid_ones():

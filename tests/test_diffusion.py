@@ -5,9 +5,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.core.model import ModelConfig, Transformer
 from lit_illada.diffusion import (
     AllPositions,
     AutoregressiveObjective,
@@ -15,11 +19,12 @@ from lit_illada.diffusion import (
     DiffusionObjective,
     ElboWeighting,
     LinearSchedule,
+    PerAnswerLength,
+    PerToken,
     PolynomialSchedule,
     ResponseOnly,
     UnweightedLoss,
 )
-from lit_illada.core.model import ModelConfig, Transformer
 
 SCHEDULES = [LinearSchedule(), CosineSchedule(), PolynomialSchedule(exponent=2.0), PolynomialSchedule(exponent=0.5)]
 MASK = 9
@@ -114,7 +119,8 @@ def test_answer_length_normalization_divides_each_row_by_its_answer():
     ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
     prompt = torch.tensor([[1, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
     objective = DiffusionObjective(
-        LinearSchedule(), UnweightedLoss(), ResponseOnly(), mask_id=MASK, normalize="answer_length", truncate_fraction=0
+        LinearSchedule(), UnweightedLoss(), ResponseOnly(), mask_id=MASK, normalize=PerAnswerLength(),
+        truncate_fraction=0,
     )
     out = objective(model, {"input_ids": ids, "prompt_mask": prompt}, t=torch.ones(2))  # t=1: mask every answer token
     ce = -model.table[MASK].log_softmax(-1)
@@ -122,6 +128,20 @@ def test_answer_length_normalization_divides_each_row_by_its_answer():
     row1 = ce[8].item() / 1
     assert out.loss.item() == pytest.approx((row0 + row1) / 2, rel=1e-5)
     assert out.n_predicted == 4  # prompts never masked
+
+
+def test_per_token_normalization_is_the_default():
+    model, ids = TableModel(), torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    prompt = torch.tensor([[1, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    batch = {"input_ids": ids, "prompt_mask": prompt}
+    components = (LinearSchedule(), UnweightedLoss(), ResponseOnly())
+    outs = [
+        DiffusionObjective(*components, mask_id=MASK, truncate_fraction=0, **kw)(model, batch, t=torch.ones(2))
+        for kw in ({}, {"normalize": PerToken()})
+    ]
+    assert outs[0].loss.item() == outs[1].loss.item()
+    ce = -model.table[MASK].log_softmax(-1)  # t=1: every answer token (ids 2, 3, 4 and 8) masked
+    assert outs[0].loss.item() == pytest.approx(ce[[2, 3, 4, 8]].sum().item() / 4)
 
 
 def test_logits_only_at_masked_positions_give_the_full_logits_loss():
@@ -183,3 +203,19 @@ def test_elbo_estimate_is_unbiased_for_a_context_free_model():
 def test_bad_objective_options_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         DiffusionObjective(LinearSchedule(), ElboWeighting(), AllPositions(), mask_id=MASK, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "normalization"),
+    [
+        ([], PerToken),
+        (["stage=sft"], PerAnswerLength),
+        (["stage=sft", "objective=autoregressive"], PerAnswerLength),
+        (["experiment=illada_sft"], PerToken),
+        (["stage=sft", "objective/normalize=tokens"], PerToken),
+    ],
+)
+def test_normalization_is_a_config_group_of_the_objective(overrides, normalization):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    assert isinstance(instantiate(cfg.objective, mask_id=MASK).normalize, normalization)

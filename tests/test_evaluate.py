@@ -1,6 +1,8 @@
 """`python -m lit_illada.evaluate` on the embedded tasks, for diffusion and AR checkpoints."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -18,8 +20,9 @@ SMALL = ["limit=4", "scoring.batch_size=8", "sampler.gen_length=16", "sampler.bl
 
 def run_eval(*overrides):
     scoring = [] if "scoring=confidence" in overrides else ["scoring.mc_num=8"]
+    small = [o for o in SMALL if not (o.startswith("sampler.steps=") and "sampler=threshold" in overrides)]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return evaluate(compose(config_name="evaluate", overrides=[*SMALL, *scoring, *overrides]))
+        return evaluate(compose(config_name="evaluate", overrides=[*small, *scoring, *overrides]))
 
 
 def test_diffusion_checkpoint_on_every_task_writes_results_json(trained_run):
@@ -48,11 +51,30 @@ def test_autoregressive_checkpoint_is_scored_by_exact_likelihood(tmp_path, cache
     assert results["objective"] == "autoregressive" and "AutoregressiveScorer" in results["scorer"]
     assert "skipped" in results["tasks"]["infill"]
     assert results["tasks"]["docstring_to_body"]["nfe"] == 16  # one forward per token
+    # An explicit diffusion scorer cannot apply to a left-to-right model: refused, not swapped.
+    refused = subprocess.run(
+        [sys.executable, "-m", "lit_illada.evaluate", f"ckpt={tmp_path / 'ar'}", "scoring=confidence", "tasks=mc_nextline"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert refused.returncode == 2
+    assert "scoring=confidence: does not apply to" in refused.stderr and "autoregressive checkpoint" in refused.stderr
 
 
 def test_unknown_task_lists_the_choices(trained_run):
-    with pytest.raises(ConfigError, match="choose from.*mc_nextline"):
-        run_eval(f"ckpt={trained_run}", "tasks=[gsm8k]")
+    result = subprocess.run(
+        [sys.executable, "-m", "lit_illada.evaluate", f"ckpt={trained_run}", "tasks=[mc_nextline,gsm8k]"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: tasks=gsm8k: no such option; choose one of")
+    assert "mc_nextline" in result.stderr
+
+
+def test_a_single_task_name_needs_no_brackets_and_task_options_override(trained_run, tmp_path):
+    out = tmp_path / "results.json"
+    results = run_eval(f"ckpt={trained_run}", "tasks=infill", "tasks.infill.span=4", "limit=2", f"output={out}")
+    assert list(results["tasks"]) == ["infill"]
+    assert results["config"]["tasks"]["infill"]["span"] == 4 and results["tasks"]["infill"]["span"] == 4
 
 
 def test_body_parse_requires_a_statement_beyond_the_docstring():

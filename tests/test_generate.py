@@ -37,8 +37,9 @@ def test_checkpoint_round_trips_the_training_config(trained_run):
 
 @pytest.mark.parametrize("sampler", ["confidence", "threshold", "variable_length"])
 def test_single_prompt_generates_with_stats(trained_run, sampler, capsys):
+    steps = [] if sampler == "threshold" else ["sampler.steps=16"]  # adaptive policies take no steps
     [row] = generate(f"ckpt={trained_run}", 'prompt="def f(x):"', f"sampler={sampler}",
-                     "sampler.gen_length=16", "sampler.block_length=8", "sampler.steps=16")
+                     "sampler.gen_length=16", "sampler.block_length=8", *steps)
     assert row["prompt"] == "def f(x):"
     assert row["nfe"] >= 1 and row["seconds"] > 0 and row["tokens_per_s"] > 0
     out = capsys.readouterr()
@@ -50,7 +51,7 @@ def test_prompts_file_writes_jsonl_in_input_order(trained_run, tmp_path):
     source = tmp_path / "prompts.jsonl"
     source.write_text("".join(json.dumps({"id": i, "prompt": p}) + "\n" for i, p in enumerate(prompts)))
     generate(f"ckpt={trained_run}", f"prompts_file={source}", "batch_size=2",
-             "sampler.gen_length=8", "sampler.block_length=8", "sampler.steps=8", "sampler.cache=prefix")
+             "sampler.gen_length=8", "sampler.block_length=8", "sampler.steps=8", "sampler/cache=prefix")
     rows = [json.loads(line) for line in (tmp_path / "prompts.generations.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [0, 1, 2, 3]
     assert [r["prompt"] for r in rows] == prompts
@@ -75,7 +76,7 @@ def test_bad_generation_requests_fail_clearly(trained_run, overrides, message):
 def test_cli_prints_the_completion(trained_run):
     proc = subprocess.run(
         [sys.executable, "-m", "lit_illada.generate", f"ckpt={trained_run}", "prompt=import",
-         "sampler=threshold", "sampler.gen_length=8", "sampler.block_length=8", "sampler.steps=8"],
+         "sampler=threshold", "sampler.gen_length=8", "sampler.block_length=8"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

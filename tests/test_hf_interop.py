@@ -139,26 +139,27 @@ def test_imported_model_gives_identical_logits(case, tmp_path):
     assert written["mask_id"] == config["mask_token_id"] and written["source"]["hf_config"] == config
     assert (lit_dir / "tokenizer.json").is_file()
 
-    model = lit_illada.load(lit_dir)
-    assert not model.training and model.mask_id == config["mask_token_id"]
+    loaded = lit_illada.load(lit_dir)
+    model = loaded.net
+    assert not model.training and loaded.mask_id == config["mask_token_id"] and loaded.kind == "diffusion"
     assert (
         model.config.vocab_size == config["embedding_size"] and model.num_params() == reference.num_params()
     )
     ids = ids_for(reference)
     with torch.no_grad():
         assert torch.equal(model(ids), reference(ids))
-    assert model.tokenizer.eos_id == 1 and model.tokenizer.mask_id == config["mask_token_id"]
+    assert loaded.tokenizer.eos_id == 1 and loaded.tokenizer.mask_id == config["mask_token_id"]
     if config["weight_tying"]:
         assert model.lm_head.weight is model.wte.weight
 
 
 def test_hf_directory_loads_directly_with_identical_logits(case):
     hf_dir, reference, config = case
-    model = lit_illada.load(hf_dir)
+    loaded = lit_illada.load(hf_dir)
     ids = ids_for(reference)
     with torch.no_grad():
-        assert torch.equal(model(ids), reference(ids))
-    assert model.mask_id == config["mask_token_id"] and model.tokenizer is not None
+        assert torch.equal(loaded.net(ids), reference(ids))
+    assert loaded.mask_id == config["mask_token_id"] and loaded.tokenizer is not None
 
 
 def test_export_gives_back_the_original_tensors_and_config(case, tmp_path):
@@ -203,7 +204,7 @@ def test_import_casts_to_the_requested_dtype(tmp_path):
     hf_dir = write_hf_dir(tmp_path / "hf", hf_tensors(reference), GQA_TIED)
     lit_dir = import_hf(hf_dir, tmp_path / "lit", dtype="bf16")
     assert {t.dtype for t in load_file(str(lit_dir / "model.safetensors")).values()} == {torch.bfloat16}
-    model = lit_illada.load(hf_dir, dtype=torch.bfloat16)
+    model = lit_illada.load(hf_dir, dtype=torch.bfloat16).net
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
 
 
@@ -232,14 +233,15 @@ def test_training_checkpoint_loads_and_exports(tmp_path):
 
     ids = ids_for(reference)
     for path in (run_dir, run_dir / "checkpoints" / "last.ckpt"):
-        model = lit_illada.load(path)
-        assert model.mask_id == 259 and model.tokenizer.mask_id == 259  # the byte tokenizer's mask
+        loaded = lit_illada.load(path)
+        model = loaded.net
+        assert loaded.mask_id == 259 and loaded.tokenizer.mask_id == 259  # the byte tokenizer's mask
         with torch.no_grad():
             assert torch.equal(model(ids), reference(ids))
 
     hf_dir = export_hf(model, tmp_path / "hf")
     with torch.no_grad():
-        assert torch.equal(lit_illada.load(hf_dir)(ids), reference(ids))
+        assert torch.equal(lit_illada.load(hf_dir).net(ids), reference(ids))
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -313,10 +315,10 @@ def test_output_directory_holding_a_model_needs_overwrite(case, tmp_path):
 
 
 def test_unrecognized_paths_say_what_was_expected(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file or directory"):
+    with pytest.raises(FileNotFoundError, match="no such file or run directory"):
         lit_illada.load(tmp_path / "absent")
     with pytest.raises(
-        ValueError, match=r"not a model lit_illada can load\. Expected one of: .*import_hf.*\.ckpt"
+        ValueError, match=r"not a model lit_illada can load\. Expected one of: .*checkpoint.*import_hf"
     ):
         lit_illada.load(tmp_path)
 

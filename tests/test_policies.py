@@ -1,8 +1,9 @@
 """Tests for the sampler policies beyond the LLaDA reference: scores, adaptive commit rules,
 variable-length generation, logit constraints and the block hook.
 
-The property test runs over every yaml in ``conf/sampler`` so that a new policy is covered
-the moment its config exists. Hand-made denoisers pin down each rule's documented choice.
+The property test runs over every sampler yaml in ``conf/sampler`` (composed by Hydra) so
+that a new policy is covered the moment its config exists. Hand-made denoisers pin down
+each rule's documented choice.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omegaconf import OmegaConf
 
 from lit_illada.sampling import (
     AdaptiveSampler,
@@ -28,16 +28,20 @@ from lit_illada.sampling import (
 )
 from lit_illada.sampling.constraints import NoRepeatNGram
 from lit_illada.sampling.policies import entropy_bound_count, factor_count, threshold_count
-from lit_illada.sampling.scores import SCORES, entropy
-from tests.test_sampling import MASK_ID, SAMPLER_CONFIGS, VOCAB, TinyDenoiser, make_prompt
+from lit_illada.sampling.scores import Margin, NegativeEntropy, Probability, entropy
+from tests.test_sampling import MASK_ID, SAMPLER_CONFIGS, VOCAB, TinyDenoiser, make_prompt, sampler_config
 
 EOS_ID = 0
-CONFIGS = {path.stem: OmegaConf.load(path) for path in SAMPLER_CONFIGS}
+CONFIGS = {path.stem: sampler_config(path.stem) for path in SAMPLER_CONFIGS}
 FIXED_LENGTH = sorted(name for name in CONFIGS if name != "variable_length")
 ADAPTIVE = ["threshold", "factor", "eb"]
 
 
 def build(name: str, **knobs):
+    """The sampler of ``conf/sampler/<name>.yaml``; ``steps`` goes only to those that have it
+    (the adaptive policies take no step count)."""
+    if "steps" not in CONFIGS[name]:
+        knobs.pop("steps", None)
     return hydra.utils.instantiate(CONFIGS[name], **{"mask_id": MASK_ID, **knobs})
 
 
@@ -201,10 +205,10 @@ def test_every_policy_keeps_the_prompt_fills_the_answer_and_is_deterministic(nam
 def test_scores_on_a_known_distribution():
     probs = torch.tensor([[[0.5, 0.3, 0.2, 0.0]]])
     logits, x0 = probs.log(), torch.tensor([[0]])  # log(0) = -inf: a suppressed token
-    assert SCORES["probability"](logits, x0, None).item() == pytest.approx(0.5)
-    assert SCORES["margin"](logits, x0, None).item() == pytest.approx(0.2)
+    assert Probability()(logits, x0, None).item() == pytest.approx(0.5)
+    assert Margin()(logits, x0, None).item() == pytest.approx(0.2)
     expected = -(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2))
-    assert SCORES["entropy"](logits, x0, None).item() == pytest.approx(-expected)
+    assert NegativeEntropy()(logits, x0, None).item() == pytest.approx(-expected)
     assert torch.isfinite(entropy(logits)).all()
 
 
@@ -238,7 +242,7 @@ def test_factor_sampler_commits_the_documented_prefix():
     # Block confidences 0.5, 0.9, 0.76, 0.8 -> ranked 0.9, 0.8, 0.76, 0.5: the first three
     # pass 0.5, 0.667, 0.75; then 0.5 alone passes 0.5.
     denoiser = FixedDenoiser(tokens=[2, 3, 4, 5, 6, 7], probs=[0.99, 0.99, 0.5, 0.9, 0.76, 0.8])
-    sampler = FactorSampler(factor=1.0, gen_length=4, block_length=4, steps=4, mask_id=MASK_ID)
+    sampler = FactorSampler(factor=1.0, gen_length=4, block_length=4, mask_id=MASK_ID)
     assert first_step_commits(sampler, denoiser, prompt_length=2, steps=2) == [{3, 4, 5}, {2}]
 
 
@@ -249,16 +253,16 @@ def test_entropy_bounded_sampler_commits_the_documented_set():
     # Sum minus max along that order: 0, h5, h5 + h3, h5 + h3 + h6, ...; gamma lets 3 in.
     gamma = h[5] + h[3] + h[6] / 2
     denoiser = FixedDenoiser(tokens=[2, 3, 4, 5, 6, 7, 8], probs=probs)
-    sampler = EntropyBoundedSampler(gamma=gamma, gen_length=5, block_length=5, steps=5, mask_id=MASK_ID)
+    sampler = EntropyBoundedSampler(gamma=gamma, gen_length=5, block_length=5, mask_id=MASK_ID)
     assert first_step_commits(sampler, denoiser, prompt_length=2) == [{5, 3, 6}]
 
 
 def test_threshold_one_is_the_top_one_per_step_confidence_sampler():
-    knobs = {"gen_length": 12, "block_length": 4, "steps": 12, "mask_id": MASK_ID}
+    knobs = {"gen_length": 12, "block_length": 4, "mask_id": MASK_ID}
     prompt = make_prompt(3, 4, seed=9)
     soft = partial(Boosted, boost={}, scale=0.25)  # every probability is well below 1
     threshold = ThresholdSampler(threshold=1.0, **knobs).generate(soft(seed=5), prompt)
-    confidence = ConfidenceSampler(**knobs).generate(soft(seed=5), prompt)
+    confidence = ConfidenceSampler(steps=12, **knobs).generate(soft(seed=5), prompt)
     assert torch.equal(threshold.tokens, confidence.tokens)
     assert threshold.nfe == confidence.nfe == 12
     assert threshold.committed_per_step == [3] * 12
@@ -282,7 +286,7 @@ def test_rows_finish_their_blocks_independently():
             logits[1] = logits[1] * 0.02
             return logits
 
-    sampler = ThresholdSampler(threshold=0.9, gen_length=4, block_length=4, steps=4, mask_id=MASK_ID)
+    sampler = ThresholdSampler(threshold=0.9, gen_length=4, block_length=4, mask_id=MASK_ID)
     result = sampler.generate(Mixed(seed=1), make_prompt(2, 3, seed=1))
     assert result.committed_per_step == [5, 1, 1, 1]
 
@@ -346,12 +350,14 @@ def test_no_repeat_ngram_keeps_one_real_token():
 # ---------------------------------------------------------------------- variable length
 
 
-@pytest.mark.parametrize("inner", [ConfidenceSampler, partial(ThresholdSampler, threshold=0.9)])
-def test_variable_length_stops_once_every_row_has_ended(inner):
+@pytest.mark.parametrize(
+    ("inner", "steps"), [(ConfidenceSampler, 32), (partial(ThresholdSampler, threshold=0.9), None)]
+)
+def test_variable_length_stops_once_every_row_has_ended(inner, steps):
     lp = 3
     denoiser = EosAfter(prompt_length=lp, eos_at=[3, 13])
     sampler = VariableLengthSampler(
-        inner=inner, gen_length=32, block_length=8, steps=32, mask_id=MASK_ID, eos_id=EOS_ID
+        inner=inner, gen_length=32, block_length=8, steps=steps, mask_id=MASK_ID, eos_id=EOS_ID
     )
     result = sampler.generate(denoiser, make_prompt(2, lp, seed=0))
 
@@ -403,7 +409,8 @@ def test_start_block_comes_before_each_blocks_first_call(name):
 
 # -------------------------------------------------------------------------- validation
 
-GOOD = {"gen_length": 16, "block_length": 8, "steps": 8, "mask_id": MASK_ID}
+GOOD = {"gen_length": 16, "block_length": 8, "mask_id": MASK_ID}
+STEPS = {"steps": 8}  # for the policies with a fixed schedule
 
 
 @pytest.mark.parametrize(
@@ -420,12 +427,17 @@ GOOD = {"gen_length": 16, "block_length": 8, "steps": 8, "mask_id": MASK_ID}
         (ThresholdSampler, {"threshold": 0.0}, ValueError, ["sampler.threshold=0.0"]),
         (
             ThresholdSampler,
-            {"score": "entropy"},
+            {"score": NegativeEntropy()},
             ValueError,
-            ["sampler.score='entropy'", "sampler.threshold"],
+            ["sampler.score=NegativeEntropy()", "sampler.threshold"],
         ),
         (FactorSampler, {"factor": 0.0}, ValueError, ["sampler.factor=0.0: must be > 0"]),
-        (FactorSampler, {"score": "entropy"}, ValueError, ["sampler.score='entropy'", "sampler.factor"]),
+        (
+            FactorSampler,
+            {"score": NegativeEntropy()},
+            ValueError,
+            ["sampler.score=NegativeEntropy()", "sampler.factor"],
+        ),
         (EntropyBoundedSampler, {"gamma": -0.1}, ValueError, ["sampler.gamma=-0.1"]),
         (VariableLengthSampler, {"suppress_eos": True, "eos_id": 0}, ValueError, ["sampler.suppress_eos"]),
         (
@@ -439,8 +451,9 @@ GOOD = {"gen_length": 16, "block_length": 8, "steps": 8, "mask_id": MASK_ID}
     ],
 )
 def test_validation_names_the_knob(policy, overrides, error, names):
+    steps = STEPS if policy in (ConfidenceSampler, VariableLengthSampler) else {}
     with pytest.raises(error) as info:
-        policy(**{**GOOD, **overrides})
+        policy(**{**GOOD, **steps, **overrides})
     for name in names:
         assert name in str(info.value)
 

@@ -13,15 +13,27 @@ from pathlib import Path
 import hydra.utils
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from lit_illada.sampling import ConfidenceSampler, Sampler, SampleResult
+from lit_illada.sampling.scores import Margin, NegativeEntropy, Probability, Uniform
 
 VOCAB = 48
 MASK_ID = 47
-SAMPLER_CONFIGS = sorted((Path(__file__).parents[1] / "conf" / "sampler").glob("*.yaml"))
+CONF_DIR = Path(__file__).parents[1] / "conf"
+# Every user-facing sampler; _base.yaml holds the shared knobs and is no sampler on its own.
+SAMPLER_CONFIGS = sorted(p for p in (CONF_DIR / "sampler").glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def sampler_config(name: str, overrides: tuple[str, ...] = ()) -> DictConfig:
+    """``conf/sampler/<name>.yaml`` composed by Hydra (with ``_base`` and the score and cache
+    groups), as ``sampler=<name>`` gives it to the entry points."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=f"sampler/{name}", overrides=list(overrides))
+    return OmegaConf.create(OmegaConf.to_container(cfg.sampler))
 
 
 class TinyDenoiser:
@@ -127,7 +139,7 @@ def make_prompt(batch: int, length: int, seed: int) -> torch.Tensor:
     return torch.randint(0, MASK_ID, (batch, length), generator=g)
 
 
-SCORE_OF_REMASKING = {"low_confidence": "probability", "random": "random"}  # reference name -> knob
+SCORE_OF_REMASKING = {"low_confidence": Probability(), "random": Uniform()}  # reference name -> score
 
 
 # ---------------------------------------------------------------------------- exactness
@@ -170,7 +182,7 @@ def test_reference_outputs_differ_between_policies():
     knobs = {"steps": 8, "gen_length": 16, "block_length": 8, "mask_id": MASK_ID}
     prompt = make_prompt(batch=2, length=4, seed=0)
     confident = ConfidenceSampler(**knobs).generate(TinyDenoiser(seed=1), prompt)
-    random = ConfidenceSampler(score="random", **knobs).generate(
+    random = ConfidenceSampler(score=Uniform(), **knobs).generate(
         TinyDenoiser(seed=1), prompt, generator=torch.Generator().manual_seed(0)
     )
     assert not torch.equal(confident.tokens, random.tokens)
@@ -219,7 +231,7 @@ def sampling_cases(draw):
     block_length = draw(st.integers(1, 6))
     num_blocks = draw(st.integers(1, 3))
     return {
-        "score": draw(st.sampled_from(["probability", "random", "margin", "entropy"])),
+        "score": draw(st.sampled_from([Probability(), Uniform(), Margin(), NegativeEntropy()])),
         "seed": draw(st.integers(0, 2**16)),
         "batch": draw(st.integers(1, 3)),
         "prompt_length": draw(st.integers(0, 6)),
@@ -335,7 +347,7 @@ def test_sampler_configs_exist():
 
 @pytest.mark.parametrize("path", SAMPLER_CONFIGS, ids=lambda p: p.stem)
 def test_sampler_config_instantiates_and_generates(path):
-    config = OmegaConf.load(path)
+    config = sampler_config(path.stem)
     assert OmegaConf.is_missing(config, "mask_id"), "the caller must pass mask_id"
     assert config.eos_id is None, "eos_id depends on the tokenizer; the caller passes it"
     sampler = hydra.utils.instantiate(config, mask_id=MASK_ID, eos_id=0)
@@ -345,3 +357,17 @@ def test_sampler_config_instantiates_and_generates(path):
     assert result.tokens.shape == (2, 4 + sampler.gen_length)
     assert torch.equal(result.tokens[:, :4], prompt)
     assert (result.tokens != MASK_ID).all()
+
+
+@pytest.mark.parametrize("score", sorted(p.stem for p in (CONF_DIR / "sampler" / "score").glob("*.yaml")))
+@pytest.mark.parametrize("name", ["confidence", "threshold"])
+def test_score_group_overrides_any_sampler(name, score):
+    # sampler/score=<option> on the command line; entropy is not in [0, 1], so threshold refuses it.
+    config = sampler_config(name, (f"sampler/score={score}",))
+    assert config.score._target_.startswith("lit_illada.sampling.scores.")
+    if name == "threshold" and score == "entropy":
+        with pytest.raises(Exception, match="does not lie in"):
+            hydra.utils.instantiate(config, mask_id=MASK_ID)
+        return
+    sampler = hydra.utils.instantiate(config, mask_id=MASK_ID)
+    assert type(sampler.score).__name__ == config.score._target_.rsplit(".", 1)[1]

@@ -18,13 +18,12 @@ import yaml
 from optuna.trial import TrialState
 
 from lit_illada.sweep import main
-from lit_illada.sweeping.budget import count
 from lit_illada.sweeping.commands import read_metric_column
-from lit_illada.sweeping.driver import plan_sweep
+from lit_illada.sweeping.definition import format_value
+from lit_illada.sweeping.driver import compose_options, plan_sweep
 from lit_illada.sweeping.errors import SweepConfigError
-from lit_illada.sweeping.options import compose_options
-from lit_illada.sweeping.process import trial_env
-from lit_illada.sweeping.space import format_value
+from lit_illada.sweeping.objective import trial_env
+from lit_illada.sweeping.workers import count
 from tests.runs import FAST
 
 REPO = Path(__file__).resolve().parent.parent
@@ -352,7 +351,8 @@ def test_conditional_dimension_is_checked_and_suggested_only_where_it_applies(tm
         "sampler": {"type": "categorical", "choices": ["confidence", "threshold"]},
         "sampler.threshold": {**threshold, "when": {"sampler": "threshold"}},
     }
-    sweep = write_sweep(tmp_path, "cond", sampler={"type": "tpe"}, n_trials=4, space=space)
+    fixed = [o for o in TINY_TRIAL if not o.startswith("sampler.steps=")]  # threshold takes no steps
+    sweep = write_sweep(tmp_path, "cond", sampler={"type": "tpe"}, n_trials=4, space=space, fixed=fixed)
     plan = plan_sweep(compose_options([f"sweep={sweep}"]), [])
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(8):
@@ -362,7 +362,7 @@ def test_conditional_dimension_is_checked_and_suggested_only_where_it_applies(tm
         study.tell(trial, 0.0)
 
     space["sampler.threshold"] = threshold  # unconditional: composed with sampler=confidence
-    sweep = write_sweep(tmp_path, "uncond", sampler={"type": "tpe"}, n_trials=4, space=space)
+    sweep = write_sweep(tmp_path, "uncond", sampler={"type": "tpe"}, n_trials=4, space=space, fixed=fixed)
     with pytest.raises(SweepConfigError) as err:
         plan_sweep(compose_options([f"sweep={sweep}"]), [])
     assert "the value 'confidence' (with sampler.threshold=0.5) does not compose" in str(err.value)
@@ -371,6 +371,7 @@ def test_conditional_dimension_is_checked_and_suggested_only_where_it_applies(tm
         tmp_path,
         "grid",
         space={**space, "sampler.threshold": {**threshold, "when": {"sampler": "threshold"}}},
+        fixed=fixed,
     )
     with pytest.raises(SweepConfigError, match="grid sampler needs an unconditional space"):
         plan_sweep(compose_options([f"sweep={sweep}"]), [])
@@ -509,7 +510,7 @@ def test_train_then_evaluate_prunes_a_trial_before_its_next_epoch_is_scored(tmp_
 def test_workers_creating_one_new_sqlite_study_together_all_open_it(tmp_path):
     # A SLURM array starts every worker at once: all find no schema and all create it.
     code = (
-        "from lit_illada.sweeping.storage import open_storage; "
+        "from lit_illada.sweeping.study import open_storage; "
         f"open_storage('sqlite:///{tmp_path / 'fresh.db'}', 60, None, 0)"
     )
     workers = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)]

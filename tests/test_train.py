@@ -182,7 +182,7 @@ def test_wandb_logger_writes_an_offline_run_without_a_key(tmp_path, cache_dir, m
 def test_wandb_run_names_its_group_components_job_and_samples(tmp_path, cache_dir):
     """What a dashboard filters on, read back from the offline run file the real run wrote."""
     from analysis.wandb_offline import read_offline_run  # noqa: PLC0415
-    from lit_illada.training.loggers import WANDB_GROUP_ENV, stable_run_id  # noqa: PLC0415
+    from lit_illada.config.wandb_settings import WANDB_GROUP_ENV, stable_run_id  # noqa: PLC0415
 
     # The command line, not the compose API: tags come from Hydra's record of the group choices.
     env = {**os.environ, WANDB_GROUP_ENV: "my-study", "WANDB_MODE": "offline"}  # the sweep driver sets the group

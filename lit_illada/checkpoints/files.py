@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.checkpoint import FileSystemReader
 
 META_FILE = "meta.pt"  # Lightning's non-tensor part of a DCP checkpoint
 SPACE_MARGIN = 1.1  # a checkpoint file is its tensors' bytes plus pickle and zip headers
@@ -203,7 +204,6 @@ def _verify_zip(path: Path) -> None:
 
 
 def _verify_sharded(path: Path) -> None:
-    from torch.distributed.checkpoint import FileSystemReader  # noqa: PLC0415
 
     if not (path / ".metadata").is_file() or not (path / META_FILE).is_file():
         raise CheckpointError(f"{path}: an incomplete sharded checkpoint (no .metadata or {META_FILE})")

@@ -87,54 +87,56 @@ def load(
     dtype: torch.dtype | str | None = None,
     *,
     mask_id: int | None = None,
+    key: str | None = None,
 ) -> LoadedModel:
     """The model saved at ``path`` on ``device`` in ``dtype`` (None keeps the stored dtype).
 
     ``mask_id`` is for HF folders only, whose config.json may lack ``mask_token_id`` or carry
     LLaDA's under iLLaDA (mask id 5); every other kind recorded its own when it was written.
+    ``key`` names the setting that gave ``path`` in error messages (``ckpt``, ``init_from``).
     """
-    path = resolve(path)
-    kind = detect(path)
+    path = resolve(path, key)
+    kind = detect(path, key)
     if mask_id is not None and kind != "hf":
         raise ValueError(
-            f"{path}: mask_id applies to Hugging Face directories only; this {kind} model recorded its "
+            f"{_named(path, key)}: mask_id applies to Hugging Face directories only; this {kind} model recorded its "
             "mask id when it was written (to change it, re-import the HF directory with convert from_hf)"
         )
     dtype = hf.resolve_dtype(dtype)
     if kind in ("hf", "imported"):
         return _load_imported(path, kind, mask_id, device, dtype)
-    weights = read_weights(path)
+    weights = read_weights(path, key)
     net = _build(weights.model_config, weights.state).to(device=device, dtype=dtype)
     return _from_run(net, weights.run_config, path)
 
 
-def resolve(path: str | Path) -> Path:
+def resolve(path: str | Path, key: str | None = None) -> Path:
     """``path`` itself, or for a run directory its best (else last) checkpoint."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint file or run directory")
+        raise FileNotFoundError(f"{_named(path, key)}: no such file or run directory (expected a checkpoint, a run directory or a model directory)")
     if path.is_dir() and _folder_kind(path) is None:
         for candidate in checkpoint_candidates(path):
             if candidate.exists():
                 return candidate
-        raise FileNotFoundError(
-            f"{path}: not a model lit_illada can load. Expected a training checkpoint (.ckpt file or "
+        raise ValueError(
+            f"{_named(path, key)}: not a model lit_illada can load. Expected one of: a training checkpoint (.ckpt file or "
             f"sharded folder), a run directory (checkpoints/best.ckpt or checkpoints/last.ckpt), a "
-            f"consolidated or imported model directory (config.json + {hf.WEIGHTS_FILE}), or a Hugging "
-            f"Face LLaDA directory (config.json + {hf.INDEX_FILE} or {hf.WEIGHTS_FILE})"
+            f"consolidated model directory (convert consolidate), a directory written by convert from_hf "
+            f"(import_hf: config.json + {hf.WEIGHTS_FILE}), or a Hugging Face LLaDA directory (config.json + {hf.INDEX_FILE} or {hf.WEIGHTS_FILE})"
         )
     return path
 
 
-def detect(path: Path) -> str:
+def detect(path: Path, key: str | None = None) -> str:
     """"checkpoint" (a Lightning .ckpt file), "sharded", "consolidated", "imported" or "hf"."""
     if path.is_file():
         if path.suffix == ".safetensors" or path.name == hf.CONFIG_FILE:
-            raise ValueError(f"{path}: pass the directory that holds this file, not the file itself")
+            raise ValueError(f"{_named(path, key)}: pass the directory that holds this file, not the file itself")
         return "checkpoint"
     kind = _folder_kind(path)
     if kind is None:
-        raise ValueError(f"{path}: a folder without a model; pass a run directory or a checkpoint")
+        raise ValueError(f"{_named(path, key)}: a folder without a model; pass a run directory or a checkpoint")
     return kind
 
 
@@ -150,10 +152,10 @@ def _folder_kind(path: Path) -> str | None:
     return None
 
 
-def read_weights(path: str | Path) -> Weights:
+def read_weights(path: str | Path, key: str | None = None) -> Weights:
     """The backbone weights of any training-side checkpoint (``init_from=`` reads through this)."""
-    path = resolve(path)
-    kind = detect(path)
+    path = resolve(path, key)
+    kind = detect(path, key)
     if kind == "consolidated":
         return Weights(
             load_file(str(path / sharded.WEIGHTS)),
@@ -169,25 +171,28 @@ def read_weights(path: str | Path) -> Weights:
         if kind == "sharded":
             meta = sharded.read_metadata(path)
             return Weights(sharded.read_model_state(path), meta["model_config"], meta["run_config"], path)
-        state = safe_load(path)
+        state = safe_load(path, mmap=True)  # tensors are read as they are copied, not all up front
     except CheckpointError as err:
         raise ValueError(
-            f"{path}: cannot be used ({err}); point at the run directory (its newest good checkpoint "
+            f"{_named(path, key)}: cannot be used ({err}); point at the run directory (its newest good checkpoint "
             f"is chosen) or at another checkpoints/*.ckpt"
         ) from err
     meta = state.get("lit_illada") if isinstance(state, dict) else None
     if meta is None:
-        raise ValueError(f"{path}: not written by lit_illada training (no 'lit_illada' metadata)")
+        raise ValueError(f"{_named(path, key)}: not written by lit_illada training (no 'lit_illada' metadata)")
     net_state = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
     return Weights(net_state, meta["model_config"], meta["run_config"], path)
 
 
-def saved_model_config(path: str | Path) -> dict | None:
+def saved_model_config(path: str | Path, key: str | None = None) -> dict | None:
     """What a checkpoint says of its model, read cheaply (a .ckpt file is memory-mapped)."""
-    path = resolve(path)
-    kind = detect(path)
+    path = resolve(path, key)
+    kind = detect(path, key)
     if kind == "checkpoint":
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            state = safe_load(path, mmap=True)
+        except CheckpointError as err:  # still a CheckpointError: a resume may fall back past it
+            raise CheckpointError(f"{key}={err}" if key else str(err)) from err
         return state.get("lit_illada", {}).get("model_config") if isinstance(state, dict) else None
     if kind == "sharded":
         return sharded.read_metadata(path)["model_config"]
@@ -208,17 +213,24 @@ def model_config_diff(saved: dict | None, current: ModelConfig) -> dict:
     }
 
 
-def check_compatible(path: str | Path, current: ModelConfig, what: str) -> None:
+def check_compatible(
+    path: str | Path, current: ModelConfig, what: str, fix: str = "", key: str | None = None
+) -> None:
     """The one check that the model saved at ``path`` is the model this run configures.
 
-    ``what`` names the setting in the message (``init_from=...``, ``name=...``).
+    ``what`` starts the message (``init_from=<path> was trained``, ``name=x: <dir> holds a run``);
+    ``fix`` adds a way out besides passing the same model config.
     """
-    diff = model_config_diff(saved_model_config(path), current)
+    diff = model_config_diff(saved_model_config(path, key), current)
     if diff:
         raise ValueError(
-            f"{what}: {path} holds a different model config (checkpoint vs this run: {diff}); pass "
-            f"the model= preset (and model.* overrides) it was trained with"
+            f"{what} a different model config (checkpoint vs this run: {diff}); pass the model= "
+            f"preset (and model.* overrides) it was trained with{fix}"
         )
+
+
+def _named(path: Path | str, key: str | None) -> str:
+    return f"{key}={path}" if key else str(path)
 
 
 def _build(model_config: dict, weights: dict[str, torch.Tensor]) -> Transformer:

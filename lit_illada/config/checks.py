@@ -12,7 +12,11 @@ from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
 
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from lit_illada.config.errors import ConfigError
 from lit_illada.config.parallel import world_size
@@ -21,8 +25,6 @@ from lit_illada.config.safety import UnsafeConfigError, check_config_safety
 
 def exit_on_bad_input(entry: Callable[[DictConfig], object], cfg: DictConfig) -> None:
     """Run an entry point; a bad config prints one clear line and exits 2 (no traceback)."""
-    from hydra.errors import InstantiationException  # noqa: PLC0415
-    from omegaconf.errors import MissingMandatoryValue  # noqa: PLC0415
 
     try:
         check_config_safety(cfg)
@@ -107,8 +109,6 @@ def check_train_config(cfg: DictConfig, tokenizer_vocab: int, tokenizer_mask_id:
 def check_sampler(cfg: DictConfig, mask_id: int) -> None:
     """Build the sampler now, so its own checks (steps vs gen_length, ...) run before the run
     record is written; the module builds it again, with the tokenizer's ids filled in."""
-    from hydra.errors import InstantiationException  # noqa: PLC0415
-    from hydra.utils import instantiate  # noqa: PLC0415
 
     sampler = cfg.get("sampler")
     if sampler is None:
@@ -139,7 +139,6 @@ def usable_cpus() -> int:
 def check_devices(trainer: DictConfig) -> None:
     """More processes per node than devices: Lightning would start them all (64 processes on a
     2-core CPU) or fail only after the data is read."""
-    import torch  # noqa: PLC0415
 
 
     per_node = world_size(trainer) // trainer.get("num_nodes", 1)
@@ -159,7 +158,6 @@ def check_devices(trainer: DictConfig) -> None:
 
 def pick_device(name: str):
     """``device=auto|cpu|cuda[:i]`` as a torch device; refuses CUDA where there is none."""
-    import torch  # noqa: PLC0415 - config checks run before torch is needed elsewhere
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -12,12 +12,16 @@ import os
 import sys
 from collections.abc import Callable
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
+
+from lit_illada.config.paths import CONF_DIR
 
 
 def run_cli(hydra_main: Callable[[], None], config_name: str) -> None:
     """Call a ``@hydra.main`` function; a bad override prints one line and exits 2."""
-    from hydra.errors import ConfigCompositionException, OverrideParseException  # noqa: PLC0415
 
     previous = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing and exiting 1
@@ -35,17 +39,20 @@ def run_cli(hydra_main: Callable[[], None], config_name: str) -> None:
 
 def explain_override_error(err: Exception, config_name: str, overrides: list[str]) -> str:
     """One line for a Hydra composition error: the override, what is wrong, the fix."""
-    from hydra.errors import MissingConfigException, OverrideParseException  # noqa: PLC0415
 
     if isinstance(err, OverrideParseException):
         return (
             f"{err.override}: cannot parse it ({err.message.splitlines()[0]}); quote values with "
             "special characters, e.g. 'prompt=\"a, b\"'"
         )
-    if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
         group, _, value = str(err.missing_cfg_file).rpartition("/")
-        hint = _did_you_mean(value, err.options)
-        return f"{group}={value}: no such option{hint}; choose one of {', '.join(err.options)}"
+        # Hydra lists the options for a single choice, not for an item of a list group (tasks=[...]).
+        options = [o for o in err.options or sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+                   if not o.startswith("_")]  # _base.yaml holds shared knobs, not an option
+        if options:
+            hint = _did_you_mean(value, options)
+            return f"{group}={value}: no such option{hint}; choose one of {', '.join(options)}"
     message = str(err)
     if message.startswith("Could not override '"):
         key = message.split("'")[1]
@@ -64,10 +71,6 @@ def _did_you_mean(wanted: str, choices: list[str]) -> str:
 
 def _nearest_key(key: str, config_name: str, overrides: list[str]) -> str:
     """` (did you mean a.b?)` from the keys (and config groups) that do exist at that level."""
-    from hydra import compose, initialize_config_dir  # noqa: PLC0415
-    from hydra.core.global_hydra import GlobalHydra  # noqa: PLC0415
-
-    from lit_illada.config.paths import CONF_DIR  # noqa: PLC0415
 
     # Group choices (sampler=threshold) decide which keys exist; the failing override is left out.
     others = [

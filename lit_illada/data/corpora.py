@@ -164,7 +164,7 @@ class TextCorpus:
 
     def _all_documents(self) -> Iterator[str | None]:
         """Every document in file order, the format groups one after the other."""
-        import datasets
+        import datasets  # noqa: PLC0415 - slow import (seconds); only file corpora need it
 
         groups: dict[str, list[str]] = {}
         for file in self.files:
@@ -281,7 +281,7 @@ class HFCorpus:
         self.max_documents = max_documents
 
     def _load(self, split: str) -> Any:
-        import datasets
+        import datasets  # noqa: PLC0415 - slow import (seconds); only hub corpora need it
 
         if split not in self.split_map:
             raise ValueError(

@@ -212,3 +212,15 @@ def encode_sft(
         input_ids[row, prompt_end : prompt_end + len(response)] = response
         prompt_mask[row, :prompt_end] = True
     return EncodedSFT(input_ids, prompt_mask, num_dropped, num_truncated)
+
+
+def fitting_seq_len(source: SFTSource, tokenizer: Tokenizer, multiple: int = 8) -> int:
+    """The row length that fits every example of every split: BOS + prompt + response + EOS of
+    the longest, rounded up to a multiple of ``multiple`` (``data.seq_len=auto``)."""
+    examples = list(source.examples())
+    if not examples:
+        raise ValueError("data.seq_len=auto: the data source has no examples")
+    prompts = tokenizer.encode_batch([e.prompt for e in examples])
+    responses = tokenizer.encode_batch([e.response for e in examples])
+    longest = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True)) + 2
+    return -(-longest // multiple) * multiple

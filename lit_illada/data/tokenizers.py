@@ -204,7 +204,7 @@ def _load_backend(path: str) -> tuple[Any, dict[str, str]]:
 def _load_from_hub(repo_id: str) -> tuple[Any, dict[str, str]]:
     try:
         try:
-            import transformers
+            import transformers  # noqa: PLC0415 - optional dependency (the hf extra)
         except ImportError:
             return tokenizers.Tokenizer.from_pretrained(repo_id), {}
         auto = transformers.AutoTokenizer.from_pretrained(repo_id)

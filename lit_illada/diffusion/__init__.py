@@ -1,6 +1,12 @@
-"""Pure-tensor diffusion components: schedules, weighting, masking scopes, objectives."""
+"""Pure-tensor diffusion components: noise schedules, loss weighting, masking scopes, loss
+normalizations and the objectives that combine them.
+
+Plain PyTorch: imports torch only, nothing else from lit_illada (the model is passed in), and
+no Lightning, Hydra, OmegaConf or data.
+"""
 
 from lit_illada.diffusion.masking import AllPositions, ResponseOnly
+from lit_illada.diffusion.normalization import Normalization, PerAnswerLength, PerToken
 from lit_illada.diffusion.objectives import AutoregressiveObjective, DiffusionObjective, ObjectiveOutput
 from lit_illada.diffusion.schedules import CosineSchedule, LinearSchedule, NoiseSchedule, PolynomialSchedule
 from lit_illada.diffusion.weighting import ElboWeighting, UnweightedLoss
@@ -13,7 +19,10 @@ __all__ = [
     "ElboWeighting",
     "LinearSchedule",
     "NoiseSchedule",
+    "Normalization",
     "ObjectiveOutput",
+    "PerAnswerLength",
+    "PerToken",
     "PolynomialSchedule",
     "ResponseOnly",
     "UnweightedLoss",

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lit_illada.diffusion.normalization import Normalization, PerToken
 from lit_illada.diffusion.schedules import NoiseSchedule
 from lit_illada.diffusion.weighting import ElboWeighting
-
-NORMALIZATIONS = ("tokens", "answer_length")
 
 
 @dataclass
@@ -42,17 +41,25 @@ def _output(loss: torch.Tensor, nll: torch.Tensor, logits: torch.Tensor, targets
 
 
 class Objective:
-    """Shared plumbing: eligibility, random-length truncation, normalization."""
+    """Shared plumbing: eligibility, random-length truncation, normalization.
+
+    ``normalize`` is a ``normalization.Normalization`` (default ``PerToken()``; LLaDA SFT uses
+    ``PerAnswerLength()``).
+    """
 
     def __init__(
         self,
         masking,
         mask_id: int,
-        normalize: str = "tokens",
+        normalize: Normalization | None = None,
         truncate_fraction: float = 0.01,
     ) -> None:
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"objective.normalize={normalize!r}: choose one of {NORMALIZATIONS}")
+        normalize = PerToken() if normalize is None else normalize
+        if not callable(normalize):
+            raise ValueError(
+                f"objective.normalize={normalize!r}: expected a normalization such as "
+                "normalization.PerToken(); on the command line objective/normalize=tokens|answer_length"
+            )
         if not 0.0 <= truncate_fraction <= 1.0:
             raise ValueError(f"objective.truncate_fraction={truncate_fraction}: must be in [0, 1]")
         self.masking = masking
@@ -74,17 +81,8 @@ class Objective:
         return ids, eligible
 
     def _reduce(self, per_token: torch.Tensor, where: torch.Tensor, eligible: torch.Tensor) -> torch.Tensor:
-        """Sum per-token values (given at positions ``where``) and normalize.
-
-        ``tokens``: divide by the number of eligible tokens in the batch (B·L when
-        pretraining). ``answer_length``: divide each row by its own eligible count, then
-        average rows (LLaDA SFT).
-        """
-        if self.normalize == "tokens":
-            return per_token.sum() / eligible.sum().clamp(min=1)
-        rows = torch.zeros(where.shape[0], dtype=per_token.dtype, device=per_token.device)
-        rows.index_add_(0, where.nonzero()[:, 0], per_token)
-        return (rows / eligible.sum(1).clamp(min=1)).mean()
+        """Sum per-token values (given at positions ``where``) and normalize (``self.normalize``)."""
+        return self.normalize(per_token, where, eligible)
 
 
 class DiffusionObjective(Objective):
@@ -98,7 +96,7 @@ class DiffusionObjective(Objective):
         weighting,
         masking,
         mask_id: int,
-        normalize: str = "tokens",
+        normalize: Normalization | None = None,
         truncate_fraction: float = 0.01,
     ) -> None:
         super().__init__(masking, mask_id, normalize, truncate_fraction)
@@ -147,7 +145,7 @@ class AutoregressiveObjective(Objective):
         self,
         masking,
         mask_id: int,
-        normalize: str = "tokens",
+        normalize: Normalization | None = None,
         truncate_fraction: float = 0.01,
     ) -> None:
         super().__init__(masking, mask_id, normalize, truncate_fraction)

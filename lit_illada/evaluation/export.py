@@ -1,6 +1,6 @@
 """The embedded tasks as lm-eval tasks: local JSONL data + a task YAML, no hub.
 
-    python -m lit_illada.evaluation.export <dir>          # writes the data and YAMLs into <dir>
+    python -m lit_illada.lm_eval export_tasks <dir>       # writes the data and YAMLs into <dir>
     python -m lit_illada.lm_eval run --model lit_illada --model_args ckpt=runs/<name> \
         --include_path <dir> --tasks lit_mc_nextline
 
@@ -11,7 +11,6 @@ generation tasks need our own metrics (parse rate, NFE) and stay in ``lit_illada
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from lit_illada.evaluation.tasks import MCNextLine
@@ -44,8 +43,3 @@ def export_mc_nextline(out_dir: str | Path, limit: int = 200, seed: int = 0) -> 
     task.write_text(MC_NEXTLINE_YAML.format(data=data.resolve()))
     return task
 
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m lit_illada.evaluation.export <output dir>")
-    print(export_mc_nextline(sys.argv[1]))

@@ -20,6 +20,7 @@ has no plugin entry point for models, so a bare ``lm_eval`` command cannot see i
 
 from __future__ import annotations
 
+import torch
 from hydra import compose, initialize_config_dir
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
@@ -38,7 +39,7 @@ def compose_eval_config(args: dict):
     """Hydra's evaluate config with the lm-eval model_args applied as overrides."""
     overrides = [f"ckpt={args.pop('ckpt')}"]
     for key, value in args.items():
-        if key in GROUP_KEYS or key.split(".")[0] in GROUP_KEYS or key in ("device", "add_bos", "seed"):
+        if key in GROUP_KEYS or key.split(".")[0].split("/")[0] in GROUP_KEYS or key in ("device", "add_bos", "seed"):
             overrides.append(f"{key}={value}")
         else:
             raise ValueError(
@@ -94,8 +95,6 @@ class LitIlladaLM(LM):
         return results
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        import torch  # noqa: PLC0415
-
         prompts = [self.model.encode_prompt(request.args[0]) for request in requests]
         limit = self.model.max_seq_len - self.model.sampler.gen_length
         too_long = [len(p) for p in prompts if len(p) > limit]

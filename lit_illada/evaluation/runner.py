@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -15,34 +16,43 @@ from lit_illada.checkpoints.loader import LoadedModel, load
 from lit_illada.checkpoints.run_record import epoch_of, write_atomically
 from lit_illada.config.build import build_sampler
 from lit_illada.config.checks import positive_int
+from lit_illada.config.choices import given
 from lit_illada.config.errors import ConfigError
 from lit_illada.config.paths import CONF_DIR
+from lit_illada.config.wandb_settings import stable_run_id, wandb_group, wandb_mode
 from lit_illada.evaluation.completion import wants_bos
 from lit_illada.evaluation.tasks import EvalModel
+from lit_illada.evaluation.tasks.jsonl import load_jsonl_task
 from lit_illada.scoring import AutoregressiveScorer, Scorer
 
 
-def task_names(cfg: DictConfig) -> list[str]:
-    """``tasks=[a,b]``; a single name without brackets (``tasks=infill``) is one task, not letters."""
-    return [cfg.tasks] if isinstance(cfg.tasks, str) else list(cfg.tasks)
-
-
 def build_tasks(cfg: DictConfig) -> list:
-    names = task_names(cfg)
-    available = sorted(p.stem for p in (CONF_DIR / "tasks").glob("*.yaml"))
-    unknown = [name for name in names if name not in available]
-    if unknown or not names:
-        raise ConfigError(f"tasks={names}: unknown {unknown}; choose from {available}")
+    """The tasks chosen in the ``tasks`` group (``tasks=[a,b]``, or one name; ``tasks.<name>.<key>=``
+    changes one task's option) and the JSONL files in ``task_files``; the top-level ``limit``
+    overrides every task's own. Every task is built (and every file checked) before any model loads."""
+    chosen, files = cfg.get("tasks") or {}, list(cfg.get("task_files") or [])
+    if not chosen and not files:
+        available = sorted(p.stem for p in (CONF_DIR / "tasks").glob("*.yaml"))
+        raise ConfigError(f"tasks=[]: choose at least one of {available}, or a .jsonl file")
+    limit = positive_int(cfg, "limit") if cfg.limit is not None else None
     tasks = []
-    for name in names:
-        task_cfg = OmegaConf.load(CONF_DIR / "tasks" / f"{name}.yaml")
-        if cfg.limit is not None:
-            task_cfg.limit = positive_int(cfg, "limit")
-        tasks.append(instantiate(task_cfg))
+    for node in chosen.values():
+        task = instantiate(node)
+        if limit is not None:
+            task.limit = limit
+        tasks.append(task)
+    for path in files:
+        try:
+            tasks.append(load_jsonl_task(path, limit=limit, seed=cfg.seed))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    names = [task.name for task in tasks]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"tasks: two tasks named alike in {names}; rename a file (its stem names the task)")
     return tasks
 
 
-def choose_scorer(loaded: LoadedModel, scoring: DictConfig, explicit: bool) -> Scorer:
+def choose_scorer(loaded: LoadedModel, scoring: DictConfig, explicit: bool, choices=None) -> Scorer:
     """The configured scorer for a denoising model; exact likelihood for a left-to-right one.
 
     An explicit ``scoring=`` that cannot apply (a diffusion scorer on an AR checkpoint) is
@@ -50,8 +60,9 @@ def choose_scorer(loaded: LoadedModel, scoring: DictConfig, explicit: bool) -> S
     """
     if loaded.decoding.causal:
         if explicit:
+            name = (choices or {}).get("scoring") or scoring._target_.rsplit(".", 1)[-1]
             raise ConfigError(
-                f"scoring={scoring._target_.rsplit('.', 1)[-1]}: does not apply to {loaded.path}, an "
+                f"scoring={name}: does not apply to {loaded.path}, an "
                 f"autoregressive checkpoint (it is scored by its exact likelihood); drop scoring="
             )
         return AutoregressiveScorer(mask_id=loaded.mask_id)
@@ -60,13 +71,51 @@ def choose_scorer(loaded: LoadedModel, scoring: DictConfig, explicit: bool) -> S
 
 def build_eval_model(cfg: DictConfig, device: torch.device, explicit_scoring: bool = False) -> tuple[EvalModel, Path]:
     try:
-        loaded = load(cfg.ckpt, device=device)
+        loaded = load(cfg.ckpt, device=device, key="ckpt")
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(str(err)) from err
     sampler = build_sampler(cfg, loaded.tokenizer)
-    scorer = choose_scorer(loaded, cfg.scoring, explicit_scoring)
-    model = EvalModel(loaded.net, loaded.tokenizer, loaded.decoding, sampler, scorer, wants_bos(cfg, loaded))
+    scorer = choose_scorer(loaded, cfg.scoring, explicit_scoring, cfg.get("choices"))
+    model = EvalModel(
+        loaded.net, loaded.tokenizer, loaded.decoding, sampler, scorer, wants_bos(cfg, loaded),
+        samplers=SamplerForLength(cfg, loaded.tokenizer),
+    )
     return model, loaded.run_dir
+
+
+class SamplerForLength:
+    """The configured sampler resized to a task's answer length, unless the command line fixed it.
+
+    ``sampler.gen_length`` given: the sampler as configured, for every task. Otherwise
+    ``gen_length`` is the task's length, in one block (rounded up to whole blocks when
+    ``sampler.block_length`` was given), and a fixed-schedule sampler takes one step per
+    position unless ``sampler.steps`` was given.
+    """
+
+    def __init__(self, cfg: DictConfig, tokenizer) -> None:
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.built: dict[int, object] = {}
+
+    def __call__(self, length: int):
+        if given(self.cfg, "sampler.gen_length"):
+            length = int(self.cfg.sampler.gen_length)
+        if length not in self.built:
+            node = OmegaConf.to_container(self.cfg.sampler, resolve=True)  # a copy: the recorded config stays as given
+            node = OmegaConf.create({"sampler": node})
+            sampler = node.sampler
+            if not given(self.cfg, "sampler.gen_length"):
+                if given(self.cfg, "sampler.block_length"):
+                    length = -(-length // sampler.block_length) * sampler.block_length
+                else:
+                    sampler.block_length = length
+                sampler.gen_length = length
+                if "steps" in sampler and sampler.steps is not None and not given(self.cfg, "sampler.steps"):
+                    sampler.steps = length
+            try:
+                self.built[length] = build_sampler(node, self.tokenizer)
+            except (ValueError, InstantiationException) as err:
+                raise ConfigError(f"sampler for answers of {length} tokens: {err.__cause__ or err}") from None
+        return self.built[length]
 
 
 def run_tasks(cfg: DictConfig, model: EvalModel, tasks: list) -> dict:
@@ -102,7 +151,6 @@ def log_to_wandb(results: dict, output: Path) -> None:
     """One W&B run (job_type eval) per results file; its id follows the file, so a re-run updates it."""
     import wandb  # noqa: PLC0415 - slow import, only when asked
 
-    from lit_illada.training.loggers import stable_run_id, wandb_group, wandb_mode  # noqa: PLC0415 - W&B only
 
     run_dir = output.parent.parent if output.parent.name == "results" else output.parent  # results/epoch-<k>.json
     name = f"{run_dir.name}-eval" + (f"-epoch{results['epoch']}" if results["epoch"] else "")

@@ -19,9 +19,10 @@ from lit_illada.sampling.sampler import (
     Sampler,
     SamplingRun,
     nearby,
+    require_int,
     require_number,
 )
-from lit_illada.sampling.scores import UNIT_INTERVAL_SCORES, entropy
+from lit_illada.sampling.scores import NegativeEntropy, Score, entropy
 
 # ------------------------------------------------------------------------ fixed schedule
 
@@ -54,14 +55,23 @@ class ConfidenceSampler(Sampler):
 
     Each block gets ``steps / num_blocks`` steps; the count per step is fixed from the
     masked count at the block start, and each step commits the best-scored candidates.
-    With ``score=probability`` this is LLaDA's ``low_confidence`` remasking and with
-    ``score=random`` its ``random`` remasking, both token-identical to the reference; the
+    With ``score=Probability()`` this is LLaDA's ``low_confidence`` remasking and with
+    ``score=Uniform()`` its ``random`` remasking, both token-identical to the reference; the
     other scores are drop-in alternatives. NFE is exactly ``steps``.
+
+    Args:
+        steps: denoiser calls in total, split evenly over the blocks: a multiple of
+            ``gen_length / block_length``, at most ``gen_length``.
+        **knobs: the ``Sampler`` knobs.
     """
 
-    def __init__(self, **knobs: Any) -> None:
+    KNOBS = Sampler.KNOBS + ("steps",)
+
+    def __init__(self, *, steps: int, **knobs: Any) -> None:
         super().__init__(**knobs)
-        steps, gen_length, num_blocks = self.steps, self.gen_length, self.num_blocks
+        require_int("steps", steps, minimum=1)
+        self.steps = steps
+        gen_length, num_blocks = self.gen_length, self.num_blocks
         if steps > gen_length:
             raise ValueError(
                 f"sampler.steps={steps} exceeds sampler.gen_length={gen_length}; extra steps "
@@ -128,7 +138,7 @@ class AdaptiveSampler(Sampler):
     ``accept`` how many leading ones to commit. A row whose block still has masks commits
     at least its top candidate, so a block takes at most ``block_length`` steps; a row whose
     block is done commits nothing and only rides along in the batched denoiser call.
-    ``steps`` is ignored: the number of steps, hence NFE, depends on the data.
+    There is no ``steps`` knob: the number of steps, hence NFE, depends on the data.
     ``committed_per_step`` sums the rows' counts.
     """
 
@@ -156,7 +166,8 @@ class ThresholdSampler(AdaptiveSampler):
         threshold: tau in (0, 1]; 0.9 gives about 3 tokens per forward on GSM8K with
             LLaDA at unchanged accuracy. At 1 it commits one token per step (the
             confidence sampler with ``steps == gen_length``).
-        **knobs: the ``Sampler`` knobs; ``score`` must lie in [0, 1] to be comparable.
+        **knobs: the ``Sampler`` knobs; ``score`` must lie in [0, 1] to be comparable
+            (``unit_interval``: ``Probability``, ``Margin``, ``Uniform``).
     """
 
     KNOBS = Sampler.KNOBS + ("threshold",)
@@ -178,7 +189,8 @@ class FactorSampler(AdaptiveSampler):
 
     Args:
         factor: f > 0; larger accepts more tokens per step.
-        **knobs: the ``Sampler`` knobs; ``score`` must lie in [0, 1] to be comparable.
+        **knobs: the ``Sampler`` knobs; ``score`` must lie in [0, 1] to be comparable
+            (``unit_interval``: ``Probability``, ``Margin``, ``Uniform``).
     """
 
     KNOBS = Sampler.KNOBS + ("factor",)
@@ -198,8 +210,8 @@ class FactorSampler(AdaptiveSampler):
 class EntropyBoundedSampler(AdaptiveSampler):
     """EB-sampler: accept the largest ranked prefix whose entropy sum minus max is <= gamma.
 
-    Candidates are ranked by ``score`` (default ``entropy``: lowest entropy first) and the
-    bound is on their predictive entropies (nats), as in Ben-Hamu et al. (2025).
+    Candidates are ranked by ``score`` (default ``NegativeEntropy()``: lowest entropy first)
+    and the bound is on their predictive entropies (nats), as in Ben-Hamu et al. (2025).
 
     Args:
         gamma: error tolerance >= 0; 0 accepts one token per step unless the others are
@@ -209,8 +221,8 @@ class EntropyBoundedSampler(AdaptiveSampler):
 
     KNOBS = Sampler.KNOBS + ("gamma",)
 
-    def __init__(self, *, gamma: float = 0.1, score: str = "entropy", **knobs: Any) -> None:
-        super().__init__(score=score, **knobs)
+    def __init__(self, *, gamma: float = 0.1, score: Score | None = None, **knobs: Any) -> None:
+        super().__init__(score=NegativeEntropy() if score is None else score, **knobs)
         require_number("gamma", gamma, minimum=0)
         self.gamma = float(gamma)
 
@@ -218,9 +230,10 @@ class EntropyBoundedSampler(AdaptiveSampler):
         return entropy_bound_count(entropy(proposal.logits).gather(1, ranking.indices), self.gamma)
 
 
-def require_unit_interval_score(score: str, policy: str, knob: str) -> None:
-    if score not in UNIT_INTERVAL_SCORES:
+def require_unit_interval_score(score: Score, policy: str, knob: str) -> None:
+    """The score must declare ``unit_interval = True`` to be compared with a probability."""
+    if not getattr(score, "unit_interval", False):
         raise ValueError(
             f"sampler.score={score!r} does not lie in [0, 1], so {policy} cannot compare it with "
-            f"sampler.{knob}; choose one of {', '.join(sorted(UNIT_INTERVAL_SCORES))}"
+            f"sampler.{knob}; choose a score in [0, 1]: sampler/score=probability, margin or random"
         )

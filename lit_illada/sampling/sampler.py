@@ -2,7 +2,7 @@
 
 A policy is three decisions, each a knob or a hook that a small subclass overrides:
 
-* ``score`` (knob, see ``scores.SCORES``): how sure the model is about each predicted token
+* ``score`` (a component, see ``scores``): how sure the model is about each predicted token
   (probability of the prediction, top-2 margin, negative entropy, a uniform draw);
 * ``decode_block`` (hook): how many and which positions to commit per step. The confidence
   sampler follows LLaDA's fixed schedule; threshold, factor and EB rules loop until the
@@ -11,22 +11,23 @@ A policy is three decisions, each a knob or a hook that a small subclass overrid
   variable-length generation appends blocks until EOS.
 
 Everything else (guidance, logit constraints, Gumbel-max prediction, which positions may
-win, bookkeeping, the KV-cache hook) lives here once, so that every policy matches the
-reference wherever it does not deliberately differ from it.
+win, bookkeeping, the KV-cache component and its hook) lives here once, so that every policy
+matches the reference wherever it does not deliberately differ from it.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
+from lit_illada.sampling.cache import DenoiserCache, NoCache
 from lit_illada.sampling.constraints import Constraint, NoRepeatNGram, SuppressToken
 from lit_illada.sampling.result import SampleResult
-from lit_illada.sampling.scores import SCORES
+from lit_illada.sampling.scores import Probability, Score
 
 Denoiser = Callable[[torch.Tensor], torch.Tensor]
 """Any callable from ids ``(B, L)`` to logits ``(B, L, V)``: a model, an HF wrapper, a stub.
@@ -34,9 +35,6 @@ Denoiser = Callable[[torch.Tensor], torch.Tensor]
 It may also have ``start_block(start, end)``, which the sampler calls before the first
 denoiser call of every block (a KV cache refreshes there).
 """
-
-CACHE_MODES = ("none", "prefix", "dual")
-"""Values of ``sampler.cache``; ``lit_illada.sampling.cache`` implements all but ``none``."""
 
 
 def gumbel_max_tokens(
@@ -92,27 +90,30 @@ class Sampler(ABC):
         gen_length: positions generated after the prompt (the maximum, for variable length).
         block_length: generation proceeds left to right in blocks of this size; only the
             current block (and any still-masked position before it) can be committed.
-        steps: denoiser calls in total for the fixed schedule (see ``ConfidenceSampler``);
-            adaptive policies, whose step count depends on the data, ignore it.
         mask_id: id of the [MASK] token. Must not occur in prompts.
         temperature: 0 for greedy argmax; > 0 for Gumbel-max sampling at that temperature.
         cfg_scale: classifier-free guidance strength; 0 turns guidance off.
-        score: how positions are ranked, a key of ``scores.SCORES``.
+        score: how positions are ranked: a ``scores.Score`` (or any callable
+            ``(logits, x0, generator) -> (B, L)``); default ``Probability()``.
         eos_id: id of the end-of-sequence token; needed by ``suppress_eos`` and by
             variable-length generation, optional otherwise.
         suppress_eos: forbid EOS everywhere (its logit is ``-inf`` before the prediction and
             every softmax), so the answer fills ``gen_length``.
         no_repeat_ngram: ``n > 0`` bans a token wherever it would complete an n-gram that
             the answer already contains (see ``constraints.NoRepeatNGram``); 0 is off.
-        cache: ``none``, or an approximate KV cache mode (``prefix``, ``dual``) from
-            ``lit_illada.sampling.cache``, which wraps the denoiser for the whole call.
+        cache: a ``cache.DenoiserCache`` that wraps the denoiser for the whole call:
+            ``NoCache()`` (the default) or an approximate KV cache (``PrefixCache()``,
+            ``DualCache()``).
+
+    The step count is a knob of the fixed schedule only (``ConfidenceSampler.steps``);
+    adaptive policies take as many steps as the data needs.
 
     The denoiser is expected never to predict ``mask_id`` (a trained model does not); if
     it does, the position stays masked exactly as in the reference sampler.
     """
 
     KNOBS: tuple[str, ...] = (
-        "gen_length", "block_length", "steps", "temperature", "cfg_scale", "mask_id",
+        "gen_length", "block_length", "temperature", "cfg_scale", "mask_id",
         "score", "eos_id", "suppress_eos", "no_repeat_ngram", "cache",
     )  # fmt: skip
     """Constructor arguments shown by ``repr``; subclasses append their own."""
@@ -122,24 +123,36 @@ class Sampler(ABC):
         *,
         gen_length: int,
         block_length: int,
-        steps: int,
         mask_id: int,
         temperature: float = 0.0,
         cfg_scale: float = 0.0,
-        score: str = "probability",
+        score: Score | None = None,
         eos_id: int | None = None,
         suppress_eos: bool = False,
         no_repeat_ngram: int = 0,
-        cache: str = "none",
+        cache: DenoiserCache | None = None,
     ) -> None:
-        for name, value in (("gen_length", gen_length), ("block_length", block_length), ("steps", steps)):
+        score = Probability() if score is None else score
+        cache = NoCache() if cache is None else cache
+        for name, value in (("gen_length", gen_length), ("block_length", block_length)):
             require_int(name, value, minimum=1)
         require_int("mask_id", mask_id, minimum=0)
         require_int("no_repeat_ngram", no_repeat_ngram, minimum=0)
         require_number("temperature", temperature, minimum=0, why="0 is greedy")
         require_number("cfg_scale", cfg_scale, minimum=0, why="0 turns CFG off")
-        require_choice("score", score, SCORES)
-        require_choice("cache", cache, CACHE_MODES)
+        require_component(
+            "score",
+            score,
+            callable(score),
+            "a score such as scores.Probability(); on the command line "
+            "sampler/score=probability|margin|entropy|random",
+        )
+        require_component(
+            "cache",
+            cache,
+            callable(getattr(cache, "wrap", None)),
+            "a cache such as cache.PrefixCache(); on the command line sampler/cache=none|prefix|dual",
+        )
         if not isinstance(suppress_eos, bool):
             raise TypeError(f"sampler.suppress_eos must be true or false; got {suppress_eos!r}")
         if eos_id is not None:
@@ -156,7 +169,6 @@ class Sampler(ABC):
             )
         self.gen_length = gen_length
         self.block_length = block_length
-        self.steps = steps
         self.mask_id = mask_id
         self.temperature = float(temperature)
         self.cfg_scale = float(cfg_scale)
@@ -201,11 +213,7 @@ class Sampler(ABC):
         """
         self._check_prompt(prompt)
         started = time.perf_counter()
-        if self.cache != "none":
-            # Imported here: plain sampling must not depend on the cache module.
-            from lit_illada.sampling.cache import wrap_with_cache
-
-            denoiser = wrap_with_cache(denoiser, self.cache)
+        denoiser = self.cache.wrap(denoiser)
         run = SamplingRun(x=prompt, prompt_length=prompt.shape[1], denoiser=denoiser, generator=generator)
         with torch.no_grad():
             self.decode(run)
@@ -236,8 +244,8 @@ class Sampler(ABC):
     def confidence(
         self, logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """Score ``(B, L)`` per position, higher committed sooner: the ``score`` knob's function."""
-        return SCORES[self.score](logits, x0, generator)
+        """Score ``(B, L)`` per position, higher committed sooner: the ``score`` component."""
+        return self.score(logits, x0, generator)
 
     # -------------------------------------------------------------------- building blocks
 
@@ -339,10 +347,11 @@ def require_number(name: str, value: object, *, minimum: float | None = None, wh
         raise ValueError(f"sampler.{name}={value} must be >= {minimum}" + (f" ({why})" if why else ""))
 
 
-def require_choice(name: str, value: object, options: Iterable[str]) -> None:
-    options = sorted(options)
-    if value not in options:
-        raise ValueError(f"sampler.{name}={value!r}: choose one of {', '.join(options)}")
+def require_component(name: str, value: object, ok: bool, expected: str) -> None:
+    """A component knob (score, cache) must be an object, not a name: ``sampler.cache=prefix``
+    on the command line replaces the component with the string ``'prefix'``."""
+    if not ok:
+        raise ValueError(f"sampler.{name}={value!r}: expected {expected}")
 
 
 def divisors(n: int) -> list[int]:

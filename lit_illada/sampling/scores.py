@@ -1,10 +1,12 @@
 """Confidence scores: how sure the model is about each predicted token (higher = surer).
 
-Every sampler takes ``score=<name>`` from ``SCORES``. A score is a function
-``(logits, x0, generator) -> (B, L)`` and is computed at every position; the sampler masks
-out the positions that cannot be committed.
+A score is a component: a small class whose instances are called as
+``score(logits, x0, generator) -> (B, L)``, computed at every position; the sampler masks out
+the positions that cannot be committed. A sampler takes one as ``score=`` (any callable of
+that signature works). In yaml it is a ``_target_`` of ``conf/sampler/score/``, chosen on the
+command line with ``sampler/score=probability|margin|entropy|random``.
 
-``probability`` keeps the logits' own dtype because the LLaDA reference does and the
+``Probability`` keeps the logits' own dtype because the LLaDA reference does and the
 confidence sampler must stay token-identical to it. The other scores have no reference to
 match, so they are computed in float32: an entropy summed over a 126k vocabulary in bf16
 would be too coarse to rank tokens.
@@ -12,12 +14,10 @@ would be too coarse to rank tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
-
-Score = Callable[[torch.Tensor, torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -29,42 +29,61 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return torch.special.entr(F.softmax(logits.float(), dim=-1)).sum(dim=-1)
 
 
-def probability(logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+class Score(ABC):
+    """How positions are ranked: ``(logits (B, L, V), x0 (B, L), generator) -> (B, L)``.
+
+    ``unit_interval`` says whether the values lie in [0, 1], so that a probability threshold
+    (``ThresholdSampler``, ``FactorSampler``) can be compared with them.
+    """
+
+    unit_interval: bool = False
+
+    @abstractmethod
+    def __call__(
+        self, logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Probability(Score):
     """Probability of the predicted token (LLaDA ``low_confidence``)."""
-    return F.softmax(logits, dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+
+    unit_interval = True
+
+    def __call__(self, logits, x0, generator):
+        return F.softmax(logits, dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
 
 
-def margin(logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+class Margin(Score):
     """Top-1 minus top-2 probability: small when two tokens compete for the position.
 
     A property of the distribution, not of ``x0``: at temperature > 0 the sampled token need
     not be the top-1, and the margin still measures how settled the position is.
     """
-    top = F.softmax(logits.float(), dim=-1).topk(2, dim=-1).values
-    return top[..., 0] - top[..., 1]
+
+    unit_interval = True
+
+    def __call__(self, logits, x0, generator):
+        top = F.softmax(logits.float(), dim=-1).topk(2, dim=-1).values
+        return top[..., 0] - top[..., 1]
 
 
-def negative_entropy(
-    logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator | None
-) -> torch.Tensor:
-    """Minus the entropy, so that the least uncertain positions rank first."""
-    return -entropy(logits)
+class NegativeEntropy(Score):
+    """Minus the entropy, so that the least uncertain positions rank first (``<= 0``)."""
+
+    def __call__(self, logits, x0, generator):
+        return -entropy(logits)
 
 
-def uniform(logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+class Uniform(Score):
     """A uniform draw per position (LLaDA ``random``): the order-agnostic baseline.
 
     Drawn with the same shape and generator as the reference so that it stays identical.
     """
-    return torch.rand(x0.shape, generator=generator, device=x0.device)
 
+    unit_interval = True
 
-SCORES: dict[str, Score] = {
-    "probability": probability,
-    "margin": margin,
-    "entropy": negative_entropy,
-    "random": uniform,
-}
-
-UNIT_INTERVAL_SCORES = frozenset({"probability", "margin", "random"})
-"""Scores that live in [0, 1], the only ones a probability threshold can be compared with."""
+    def __call__(self, logits, x0, generator):
+        return torch.rand(x0.shape, generator=generator, device=x0.device)

@@ -34,27 +34,36 @@ class VariableLengthSampler(Sampler):
         inner: builds the policy for each block and is called with this sampler's knobs:
             a class (``ThresholdSampler``) or a ``functools.partial`` holding only that
             policy's own knobs (``threshold=0.9``; in Hydra, ``_partial_: true``).
+        steps: for a scheduled inner policy (``ConfidenceSampler``, the default), its step
+            count as if the whole ``gen_length`` were generated: each block gets
+            ``steps / (gen_length / block_length)`` steps. ``None`` for an adaptive inner
+            policy (``ThresholdSampler``, ...), which takes no steps; it is passed on only
+            when set.
         **knobs: the ``Sampler`` knobs, passed on to ``inner``. ``gen_length`` is the
             maximum answer length; ``eos_id`` is required by ``generate``. (It is checked
             there, not here, so that configs compose before the tokenizer is known.)
     """
 
     KNOBS = ("inner",)  # the inner policy's repr already lists every shared knob
+    SHARED = Sampler.KNOBS + ("steps",)
+    """Knobs set on this sampler and passed on to ``inner``, never set on ``inner`` itself."""
 
-    def __init__(self, *, inner: Callable[..., Sampler] = ConfidenceSampler, **knobs: Any) -> None:
+    def __init__(
+        self, *, inner: Callable[..., Sampler] = ConfidenceSampler, steps: int | None = None, **knobs: Any
+    ) -> None:
         super().__init__(**knobs)
         if self.suppress_eos:
             raise ValueError(
                 "sampler.suppress_eos=true contradicts variable-length generation, which stops "
                 "at EOS: the answer would always run to sampler.gen_length. Set it to false"
             )
-        shared = sorted(set(getattr(inner, "keywords", {})) & set(Sampler.KNOBS))
+        shared = sorted(set(getattr(inner, "keywords", {})) & set(self.SHARED))
         if shared:
             raise ValueError(
                 f"{', '.join(f'sampler.inner.{name}' for name in shared)}: set these on sampler "
                 "instead; the inner policy receives every shared knob from the variable-length sampler"
             )
-        self.inner = inner(**knobs)
+        self.inner = inner(**knobs) if steps is None else inner(steps=steps, **knobs)
         if not isinstance(self.inner, Sampler) or isinstance(self.inner, VariableLengthSampler):
             raise TypeError(
                 f"sampler.inner must build a fixed-block policy (ConfidenceSampler, ThresholdSampler, "

@@ -1,21 +1,19 @@
 """The Optuna sweep driver behind ``python -m lit_illada.sweep``, one job per module.
 
-options     the driver's options (conf/sweep.yaml + the command line), checked
-paths       where conf/ and sweeps/ are, installed or in a checkout
-definition  parse and check a sweep file (sweeps/<name>.yaml)
-space       search dimensions: how each one is suggested and written as a Hydra override
+errors      SweepConfigError (exit code 2), TrialFailed, SweepInterrupted
+definition  find a sweep file (sweeps/<name>.yaml) and parse and check it, search space included
 validate    compose the train config for every candidate value before any trial runs
 commands    what a trial runs (train, evaluate, train_then_evaluate) and where it leaves its metrics
-process     one trial subprocess: start, poll, kill its whole process group
-objective   the Optuna objective: params -> subprocess -> intermediate values, pruning -> metrics
-storage     open the study storage (SQLite by default, any database URL, a journal file)
-study       sampler, pruner, and the study itself (created once, resumed after)
-budget      count finished trials and hand out the remaining ones exactly once
-workers     worker threads, interruption, waiting for trials that may still go stale
-report      the trials table, the best trial or the Pareto front, trials.csv
-wandb_run   the sweep's own W&B run (job_type sweep): the trials table
-driver      puts these together
-errors      SweepConfigError (exit code 2), TrialFailed, SweepInterrupted
+objective   one trial: params -> subprocesses (own process group, own GPUs) -> pruning -> metrics
+study       the storage (SQLite by default, any database URL, a journal file), sampler, pruner, study
+workers     the trial budget handed out exactly once; worker threads, interruption, stale trials
+report      per-trial lines, the trials table, best trial or Pareto front, trials.csv, the W&B run
+driver      the driver's options (conf/sweep.yaml + the command line), then plan and run the sweep
+
+May import optuna (with sqlalchemy), hydra, omegaconf and rich, and of this project only
+lit_illada.config (paths, overrides, wandb_settings) and lit_illada.checkpoints.run_record (none of
+which imports torch). Never torch, lightning or wandb at import time: every trial runs in a
+subprocess, and wandb is imported inside report.log_study, only when the sweep logs to W&B.
 
 Hydra's own Optuna sweeper (hydra-optuna-sweeper) pins optuna<3 and is no longer maintained,
 and --multirun runs every job inside one process tree it controls; a sweep here calls Optuna

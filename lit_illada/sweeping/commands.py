@@ -48,7 +48,9 @@ class TrainCommand:
                 f"{definition.path}: evaluate: only command=train_then_evaluate uses it (command={self.name})"
             )
 
-    def stages(self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]) -> Iterator[Stage]:
+    def stages(
+        self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]
+    ) -> Iterator[Stage]:
         yield Stage("train", _train_argv(launcher, run_name, runs_root, overrides))
 
     @staticmethod
@@ -88,7 +90,9 @@ class EvaluateCommand:
             )
         _refuse_output_key(definition)
 
-    def stages(self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]) -> Iterator[Stage]:
+    def stages(
+        self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]
+    ) -> Iterator[Stage]:
         output = self.run_dir(runs_root, run_name) / "results.json"
         yield Stage("evaluate", [*launcher, "-m", "lit_illada.evaluate", *overrides, f"output={output}"])
 
@@ -120,19 +124,24 @@ class TrainThenEvaluateCommand:
             )
         self.every = spec.get("every", "epoch")
         if self.every not in self.EVERY:
-            raise SweepConfigError(f"{definition.path}: evaluate.every={self.every!r}: choose one of {self.EVERY}")
+            raise SweepConfigError(
+                f"{definition.path}: evaluate.every={self.every!r}: choose one of {self.EVERY}"
+            )
         self.overrides = [str(item) for item in spec.get("overrides") or []]
         if preset is not None:  # the sweep's preset= also shrinks the evaluation (e.g. fewer examples)
             self.overrides += [str(item) for item in (spec.get("presets") or {}).get(preset) or []]
         for override in self.overrides:
             if override_key(override) in ("ckpt", "output"):
                 raise SweepConfigError(
-                    f"{definition.path}: evaluate.overrides: {override}: the sweep sets {override_key(override)} "
+                    f"{definition.path}: evaluate.overrides: {override}: "
+                    f"the sweep sets {override_key(override)} "
                     f"(each checkpoint of the trial, and its results file); drop it"
                 )
         self.directions = [o.direction for o in definition.objectives]
 
-    def stages(self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]) -> Iterator[Stage]:
+    def stages(
+        self, launcher: list[str], run_name: str, runs_root: Path, overrides: list[str]
+    ) -> Iterator[Stage]:
         run_dir = self.run_dir(runs_root, run_name)
         every_epoch = ["checkpoint.every_epoch=true"] if self.every == "epoch" else []
         yield Stage("train", _train_argv(launcher, run_name, runs_root, [*overrides, *every_epoch]))
@@ -152,8 +161,8 @@ class TrainThenEvaluateCommand:
         checkpoints = RunRecord(run_dir).checkpoints
         found = epoch_files(checkpoints, ".ckpt")
         if self.every == "end" or not found:
-            last = checkpoints / "last.ckpt"
-            if not last.exists():
+            last = RunRecord(run_dir).last_checkpoint
+            if last is None:
                 raise TrialFailed(f"training left no checkpoint in {checkpoints}")
             epoch = found[-1][0] if found else 1
             return [(epoch, last)]
@@ -191,7 +200,8 @@ def _refuse_output_key(definition: SweepDefinition) -> None:
     keys = [override_key(o) for o in definition.fixed] + list(definition.space.keys)
     if "output" in keys:
         raise SweepConfigError(
-            f"{definition.path}: output: the sweep writes each trial's results to <sweep>/runs/<trial>/results.json; drop it"
+            f"{definition.path}: output: the sweep writes each trial's results to "
+            f"<sweep>/runs/<trial>/results.json; drop it"
         )
 
 
@@ -202,7 +212,9 @@ def read_results(path: Path) -> dict[str, float]:
     except FileNotFoundError:
         raise TrialFailed(f"no {path}: the evaluation wrote no results") from None
     except json.JSONDecodeError as err:
-        raise TrialFailed(f"{path} is not valid JSON ({err}); was the evaluation killed while writing?") from None
+        raise TrialFailed(
+            f"{path} is not valid JSON ({err}); was the evaluation killed while writing?"
+        ) from None
     return {
         f"{task}/{key}": float(value)
         for task, metrics in results.get("tasks", {}).items()

@@ -1,5 +1,7 @@
-"""What the driver prints: one line per finished trial, then a table of all trials with the
-best trial (single objective) or the Pareto front (several); and trials.csv for analysis."""
+"""What the driver reports: one line per finished trial, then a table of all trials with the
+best trial (single objective) or the Pareto front (several); trials.csv for analysis; and, with
+``wandb=true``, the sweep's own W&B run (job_type ``sweep``): the study's trials as a table, in
+the same group as the trials' runs, so a dashboard shows the ablation beside its training curves."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
+from lit_illada.config.wandb_settings import stable_run_id, wandb_mode
 from lit_illada.sweeping.definition import SweepDefinition
 
 
@@ -103,3 +106,34 @@ def write_trials_csv(study: optuna.Study, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # concurrent drivers: each replaces whole
     study.trials_dataframe().to_csv(tmp, index=False)
     os.replace(tmp, path)
+
+
+def log_study(study: optuna.Study, definition: SweepDefinition, sweep_dir: Path) -> None:
+    import wandb  # noqa: PLC0415 - slow import, only when asked
+
+    metrics = [o.metric for o in definition.objectives]
+    params = sorted({key for trial in study.trials for key in trial.params})
+    columns = ["trial", "state", *params, *metrics, "run_dir"]
+    rows = [
+        [
+            trial.number,
+            trial.state.name,
+            *(trial.params.get(key) for key in params),
+            *(trial.values or [None] * len(metrics)),
+            trial.user_attrs.get("run_dir"),
+        ]
+        for trial in study.trials
+    ]
+    run = wandb.init(
+        project="lit_illada", job_type="sweep", group=study.study_name, name=f"{study.study_name}-sweep",
+        id=stable_run_id(f"sweep:{sweep_dir.resolve()}:{study.study_name}"), dir=str(sweep_dir),
+        mode=wandb_mode("auto"), resume="allow",
+        config={"sweep_file": str(definition.path), "command": definition.command,
+                "objectives": {o.metric: o.direction for o in definition.objectives}},
+    )
+    run.log({"trials": wandb.Table(columns=columns, data=rows)})
+    best = best_trials(study)
+    if len(best) == 1:
+        run.summary.update({f"best/{m}": v for m, v in zip(metrics, best[0].values, strict=True)})
+        run.summary.update({f"best/{k}": v for k, v in best[0].params.items()})
+    run.finish()

@@ -41,6 +41,7 @@ from lit_illada.checkpoints.files import (
     temporary_name,
     tensor_bytes,
 )
+from lit_illada.checkpoints.loader import read_weights, resolve
 from lit_illada.config.parallel import FSDPConfig, checkpointed_blocks
 from lit_illada.core.model import Transformer
 
@@ -88,17 +89,18 @@ def materialize(model: Transformer, device: torch.device) -> None:
 def load_into_sharded(model: Transformer, path: str | Path) -> None:
     """Copy a run's weights (``init_from=``) into the sharded ``model``.
 
-    A DCP folder is read shard by shard on every rank; a ``.ckpt`` file is read on rank 0 only
-    (memory-mapped) and broadcast one tensor at a time.
+    A DCP folder is read in place, shard by shard on every rank (no rank ever holds the whole
+    model); anything else is read by the one loader on rank 0 only (a ``.ckpt`` memory-mapped)
+    and broadcast one tensor at a time.
     """
+    path = resolve(path)  # a run directory: its best, else last, checkpoint
     if sharded_checkpoint(path):
         state = {"state_dict": {f"net.{k}": v for k, v in get_model_state_dict(model).items()}}
         dcp.load(state, checkpoint_id=str(path))  # in place, into this rank's shards
         return
     full = {}
     if dist.get_rank() == 0:
-        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True)["state_dict"]
-        full = {k.removeprefix("net."): v for k, v in saved.items() if k.startswith("net.")}
+        full = read_weights(path).state
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
     set_model_state_dict(model, full, options=options)
 

@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import csv
-import hashlib
-import netrc
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, WandbLogger  # WandbLogger imports wandb only when used
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-WANDB_MODES = ("auto", "online", "offline", "disabled")
-# The sweep driver names each trial's W&B group (the study) through the environment, so the
-# trial's command line, and with it its config, stays the same whatever logger it uses.
-WANDB_GROUP_ENV = "LIT_ILLADA_WANDB_GROUP"
-# Config groups whose choice becomes a W&B tag ("noise=cosine"): dashboards filter on them.
-TAGGED_GROUPS = ("model", "objective", "noise", "weighting", "masking", "sampler", "scoring", "stage", "experiment")
-
-
-def wandb_key_configured() -> bool:
-    """True when W&B could log online: an API key in the environment or in ~/.netrc."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return False
-
-
-def stable_run_id(name: str) -> str:
-    """A W&B run id derived from the run name, so a resumed run continues the same W&B run."""
-    return hashlib.sha1(name.encode()).hexdigest()[:16]
+from lit_illada.config.wandb_settings import component_tags, stable_run_id, wandb_group, wandb_mode
 
 
 class MetricsCSVLogger(Logger):
@@ -126,35 +103,6 @@ class MetricsCSVLogger(Logger):
         self.save()
 
 
-def component_tags(cfg: DictConfig) -> list[str]:
-    """``group=choice`` for the run's swappable components, plus its attention variant."""
-    from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
-
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    tags = [f"{group}={choices[group]}" for group in TAGGED_GROUPS if choices.get(group)]
-    model = cfg.get("model")
-    if model is not None:
-        tags.append("attention=" + ("mha" if model.n_kv_heads == model.n_heads else f"gqa{model.n_kv_heads}"))
-        tags.append(f"backend={model.attn_backend}")
-    return tags
-
-
-def wandb_group(configured: str | None) -> str | None:
-    return configured or os.environ.get(WANDB_GROUP_ENV) or None
-
-
-def wandb_mode(configured: str) -> str:
-    if configured not in WANDB_MODES:
-        raise ValueError(f"logger.wandb.mode={configured!r}: choose one of {WANDB_MODES}")
-    if configured == "auto":
-        # W&B's own switch wins over a key: WANDB_MODE=offline (or disabled) keeps a keyed machine offline.
-        env = os.environ.get("WANDB_MODE")
-        if env in ("online", "offline", "disabled"):
-            return env
-        return "online" if wandb_key_configured() else "offline"
-    return configured
-
-
 def build_loggers(cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> list[Logger]:
     loggers: list[Logger] = []
     if cfg.logger.get("csv", False):
@@ -166,8 +114,6 @@ def build_loggers(cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> l
 
 
 def _wandb_logger(wandb_cfg: DictConfig, cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> Logger:
-    from lightning.pytorch.loggers import WandbLogger  # noqa: PLC0415 - wandb import is slow
-
     logger = WandbLogger(
         project=wandb_cfg.project,
         entity=wandb_cfg.entity,
@@ -186,21 +132,18 @@ def _wandb_logger(wandb_cfg: DictConfig, cfg: DictConfig, name: str, run_dir: Pa
 
 def log_samples_table(loggers: list[Logger], samples: list[dict[str, Any]]) -> None:
     """The run's sample generations as a W&B table (they are in samples.jsonl either way)."""
-    from lightning.pytorch.loggers import WandbLogger  # noqa: PLC0415
-
     if not samples:
         return
     columns = list(samples[0])
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_table(key="samples", columns=columns, data=[[row[c] for c in columns] for row in samples])
+            rows = [[row[c] for c in columns] for row in samples]
+            logger.log_table(key="samples", columns=columns, data=rows)
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
     """Close the W&B run (Lightning finalizes loggers but never calls wandb.finish), so a
     sweep's next trial starts a fresh one."""
-    from lightning.pytorch.loggers import WandbLogger  # noqa: PLC0415
-
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()

@@ -24,8 +24,9 @@ from lit_illada.checkpoints.run_record import RunRecord
 from lit_illada.config.build import build_model_config, build_objective, build_sampler
 from lit_illada.config.checks import check_devices
 from lit_illada.config.errors import ConfigError
-from lit_illada.config.parallel import world_size
+from lit_illada.config.parallel import is_launch_rank_zero, world_size
 from lit_illada.core.model import ModelConfig
+from lit_illada.data.sft import fitting_seq_len
 from lit_illada.planning.memory import available_memory
 from lit_illada.planning.plan import layout_from_config, make_plan
 from lit_illada.training.callbacks import EpochCheckpoints, PreemptionSignal, RNGStates, StepCheckpoints
@@ -110,6 +111,21 @@ def prepare_data(cfg: DictConfig, tokenizer):
     return datamodule
 
 
+def resolve_seq_len(cfg: DictConfig, tokenizer) -> None:
+    """``data.seq_len=auto``: the length that fits the longest SFT example, recorded as a number."""
+    if cfg.data.get("seq_len") != "auto":
+        return
+    if "source" not in cfg.data:
+        raise ConfigError("data.seq_len=auto needs prompt/response data (an SFT data= option); give a number")
+    try:
+        seq_len = fitting_seq_len(instantiate(cfg.data.source), tokenizer)
+    except (ValueError, FileNotFoundError) as err:
+        raise ConfigError(str(err)) from None
+    cfg.data.seq_len = seq_len
+    if is_launch_rank_zero():
+        print(f"data.seq_len=auto: {seq_len} tokens fit every example", flush=True)
+
+
 def build_module(cfg: DictConfig, tokenizer, model_config: ModelConfig | None = None) -> DiffusionLM:
     return DiffusionLM(
         model=model_config or build_model_config(cfg),
@@ -129,13 +145,16 @@ def check_start_weights(cfg: DictConfig, model_config: ModelConfig, record: RunR
     before anything is written; otherwise loading fails deep in Lightning after config.yaml changed."""
     if cfg.init_from is not None:
         try:
-            check_compatible(cfg.init_from, model_config, f"init_from={cfg.init_from}")
+            check_compatible(cfg.init_from, model_config, f"init_from={cfg.init_from} was trained with", key="init_from")
         except (FileNotFoundError, ValueError, CheckpointError) as err:
             raise ConfigError(str(err)) from None
     last = record.last_checkpoint
     if last is not None:
         try:
-            check_compatible(last, model_config, f"name={cfg.name} (a re-run resumes it; or choose a new name=)")
+            check_compatible(
+                last, model_config, f"name={cfg.name}: {record.root} holds a run of",
+                fix=", or choose a new name= (the same name resumes that run)",
+            )
         except CheckpointError:
             return  # damaged: resuming falls back to an older checkpoint, or reports it
         except ValueError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,12 @@ class EvalModel:
     sampler: object
     scorer: object
     add_bos: bool  # SFT checkpoints saw BOS before every prompt
+    # The sampler for answers of a given length (generation length follows a task's answers);
+    # None: the configured sampler for every length.
+    samplers: Callable[[int], object] | None = None
+
+    def sampler_for(self, length: int):
+        return self.samplers(length) if self.samplers is not None else self.sampler
 
     def denoiser(self, ids: torch.Tensor) -> torch.Tensor:
         return self.net(ids, causal=self.decoding.causal)
