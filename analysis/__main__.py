@@ -3,6 +3,7 @@
     python -m analysis parity runs/parity-diffusion runs/parity-autoregressive [--out table.md]
     python -m analysis loss_curve runs/<name> [--out loss.png]
     python -m analysis <figure|all> --source <source> --out <dir> [--filters JSON] [--metric M]
+    python -m analysis findings --source runs/findings --out docs
 
 figures: sft_epochs, quality_vs_nfe, quality_vs_latency, scoring, ablation, loss_curves,
 reference_table. Sources: see analysis/sources.py (runs/, a sweep folder, wandb-offline:<dir>,
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parity = sub.add_parser("parity", help="diffusion vs AR table from run records")
     parity.add_argument("runs", nargs="+")
     parity.add_argument("--out", default=None, help="also write the markdown table here")
+    found = sub.add_parser("findings", help="docs/findings.md and its figures from examples/findings.sh records")
+    found.add_argument("--source", required=True, help="the findings root (runs/findings)")
+    found.add_argument("--out", required=True, help="folder for findings.md (figures/ inside it)")
     curve = sub.add_parser("loss_curve", help="train/val NLL against step for one run")
     curve.add_argument("run")
     curve.add_argument("--out", default=None)
@@ -88,6 +92,14 @@ def main(argv: list[str] | None = None) -> None:
         print(table)
         if args.out:
             Path(args.out).write_text(table)
+    elif args.command == "findings":
+        from analysis.findings import write_findings  # noqa: PLC0415 - matplotlib only when asked
+
+        try:
+            for path in write_findings(args.source, args.out):
+                print(path)
+        except FileNotFoundError as err:
+            raise SystemExit(f"error: {err}") from None
     elif args.command == "loss_curve":
         out = args.out or str(Path(args.run) / "loss_curve.png")
         print(plot_loss_curves(load_metrics(args.run), out, title=Path(args.run).name))

@@ -8,7 +8,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lit_illada.config.paths import CONF_DIR
-from lit_illada.config.checks import ConfigError
 from lit_illada.evaluate import evaluate
 from lit_illada.evaluation.tasks.docstring_to_body import body_parses
 from tests.runs import train

@@ -4,7 +4,8 @@
 
 One JSON object per line (blank lines are skipped), all of one kind:
 
-- ``{"prompt": ..., "answer": ...}``: generation. With ``"suffix": ...`` the answer sits
+- ``{"prompt": ..., "answer": ...}``: generation (``"response"`` is read as the answer, so a
+  training file of ``data=sft_jsonl`` evaluates as it is). With ``"suffix": ...`` the answer sits
   between prompt and suffix (infilling). Scored by exact match (after stripping surrounding
   whitespace and anything after EOS) and edit similarity, with NFE, seconds and tokens/s.
 - ``{"context": ..., "choices": [...], "label": <index>}``: multiple choice, scored by the
@@ -22,7 +23,7 @@ from lit_illada.data.synthetic import TaskExample
 from lit_illada.evaluation.tasks.choice import ChoiceExample, ChoiceTask
 from lit_illada.evaluation.tasks.generation import GenerationTask
 
-GENERATION_KEYS, CHOICE_KEYS = {"prompt", "answer"}, {"context", "choices", "label"}
+CHOICE_KEYS = {"context", "choices", "label"}
 
 
 class JsonlGeneration(GenerationTask):
@@ -85,11 +86,12 @@ def _parse(record, where: str):
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
     keys = set(record)
-    if GENERATION_KEYS <= keys:
-        for key in ("prompt", "answer", "suffix"):
+    if "prompt" in keys and keys & {"answer", "response"}:
+        answer_key = "answer" if "answer" in keys else "response"  # the SFT files' name works too
+        for key in ("prompt", answer_key, "suffix"):
             if key in record and not isinstance(record[key], str):
                 raise ValueError(f"{where}: {key!r} must be a string")
-        return "generation", TaskExample(record["prompt"], record["answer"], record.get("suffix", ""))
+        return "generation", TaskExample(record["prompt"], record[answer_key], record.get("suffix", ""))
     if CHOICE_KEYS <= keys:
         choices, label = record["choices"], record["label"]
         if not isinstance(record["context"], str):

@@ -1,0 +1,118 @@
+"""The findings table and figures from what ``examples/findings/*.py`` recorded.
+
+    python -m analysis findings --source runs/findings --out docs
+
+Reads ``<source>/<finding>/result.json`` and writes ``<out>/findings.md`` (one row per finding:
+the claim and its source, the command, each measured effect with its 95% interval over seeds,
+the verdict) and ``<out>/figures/findings_<finding>.png``: every plotted value carries its
+interval and n.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+ORDER = ("sft_epochs", "scoring", "quality_vs_nfe", "diffusion_vs_ar", "variable_length", "repetition")
+
+
+def load_findings(source: str | Path) -> dict[str, dict]:
+    found = {path.parent.name: json.loads(path.read_text()) for path in sorted(Path(source).glob("*/result.json"))}
+    if not found:
+        raise FileNotFoundError(f"{source}: no <finding>/result.json; run examples/findings.sh first")
+    return dict(sorted(found.items(), key=lambda item: ORDER.index(item[0]) if item[0] in ORDER else len(ORDER)))
+
+
+def _fmt(effect: dict) -> str:
+    if effect["n"] < 2 or effect["low"] is None or (isinstance(effect["low"], float) and math.isnan(effect["low"])):
+        return f"{effect['mean']:+.3f} (n={effect['n']}, no interval)"
+    return f"{effect['mean']:+.3f} [{effect['low']:+.3f}, {effect['high']:+.3f}] (n={effect['n']})"
+
+
+def findings_table(findings: dict[str, dict]) -> str:
+    lines = [
+        "| # | finding | claim (source) | command | measured effect, 95% CI over seeds | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for number, (name, result) in enumerate(findings.items(), start=1):
+        effects = "<br>".join(f"{e['name']} (expected {e['expect']}): {_fmt(e)}" for e in result["effects"])
+        lines.append(
+            f"| {number} | {name} | {result['claim']} ({result['source']}) | `{result['command']}` | {effects} | "
+            f"**{result['verdict']}** |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _interval_bars(ax, labels: list[str], cells: list[dict]) -> None:
+    means = [c["mean"] for c in cells]
+    errors = [[c["mean"] - c["low"] for c in cells], [c["high"] - c["mean"] for c in cells]]
+    errors = [[0 if math.isnan(v) else v for v in side] for side in errors]
+    ax.bar(range(len(cells)), means, yerr=errors, capsize=4, color="#4C72B0")
+    ax.set_xticks(range(len(cells)), [f"{label}\n(n={c['n']})" for label, c in zip(labels, cells, strict=True)],
+                  rotation=30, ha="right", fontsize=7)
+
+
+def plot_effects(name: str, result: dict, out: Path) -> Path:
+    """The finding's effects with their intervals, and its main comparison when it has one."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    _interval_bars(axes[0], [e["name"] for e in result["effects"]], result["effects"])
+    axes[0].axhline(0, color="black", linewidth=0.8)
+    axes[0].set_title(f"{name}: effects (95% CI over seeds) - {result['verdict']}", fontsize=9)
+    _main_panel(name, result, axes[1])
+    fig.tight_layout()
+    path = out / f"findings_{name}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _main_panel(name: str, result: dict, ax) -> None:
+    summary = result.get("summary", {})
+    if name == "quality_vs_nfe":
+        for label, cell in summary.items():
+            acc, nfe = cell["exact_match"], cell["nfe"]
+            ax.errorbar(nfe["mean"], acc["mean"], yerr=[[acc["mean"] - acc["low"]], [acc["high"] - acc["mean"]]],
+                        fmt="o", capsize=3, label=label)
+        ax.set_xlabel("NFE (denoiser calls per puzzle)")
+        ax.set_ylabel(f"exact match (mean, 95% CI, n={len(result['points']) // max(len(summary), 1)} seeds)")
+        ax.legend(fontsize=6, ncol=2)
+    elif name == "sft_epochs":
+        for scope, cell in summary.items():
+            curve = cell["by_epoch"]
+            epochs = range(1, len(curve) + 1)
+            ax.plot(epochs, [c["mean"] for c in curve], marker="o", label=scope)
+            ax.fill_between(epochs, [c["low"] for c in curve], [c["high"] for c in curve], alpha=0.2)
+        ax.set_xlabel("SFT epoch")
+        ax.set_ylabel("exact match on 200 held-out questions (95% CI over seeds)")
+        ax.legend()
+    else:
+        cells = [(f"{label}: {metric}", value) for label, metrics in summary.items() if isinstance(metrics, dict)
+                 for metric, value in metrics.items() if isinstance(value, dict) and "mean" in value]
+        if cells:
+            _interval_bars(ax, [c[0] for c in cells], [c[1] for c in cells])
+            ax.set_title("measured values (95% CI over seeds)", fontsize=9)
+
+
+def write_findings(source: str | Path, out: str | Path) -> list[Path]:
+    findings = load_findings(source)
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    figures = [plot_effects(name, result, out / "figures") for name, result in findings.items()]
+    text = ["# Findings", "",
+            "Each row is one command of `examples/findings.sh` (CPU presets fixed in steps; seeds "
+            "and presets in the record). Verdict: *reproduced* when every effect's 95% interval "
+            "excludes 0 in the expected direction, *not reproduced* when one excludes it the other "
+            "way, else *inconclusive*.", "", findings_table(findings)]
+    for name, result in findings.items():
+        text += [f"## {name}", "", f"{result['claim']} — {result['source']}.", "",
+                 f"Preset: {result['preset']}; training throughput {result.get('tokens_per_s', 0):,.0f} tokens/s.", "",
+                 f"![{name}](figures/findings_{name}.png)", ""]
+        for key, value in (result.get("notes") or {}).items():
+            text.append(f"- {key}: {_fmt({**value, 'mean': value['mean']})}")
+        text.append("")
+    path = out / "findings.md"
+    path.write_text("\n".join(text))
+    return [path, *figures]

@@ -1,0 +1,124 @@
+"""What every finding script shares: training through the real command, evaluation in one process
+(the model loaded once, every sampler or scorer compared on it), seeds, intervals, the record.
+
+A finding writes ``<root>/<finding>/result.json``:
+
+    {"finding", "claim", "source", "command", "preset", "points": [...],
+     "effects": [{"name", "mean", "low", "high", "n", "expect"}], "verdict", "tokens_per_s"}
+
+``python -m analysis findings --source <root>`` turns the results into docs/findings.md and the
+figures. Training runs are cached by name: a finding re-run reuses the models it already trained
+(delete the folder to retrain). Presets are fixed in steps, never in wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from lit_illada.checkpoints.loader import load
+from lit_illada.config.choices import record_choices
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.evaluation.completion import wants_bos
+from lit_illada.evaluation.metrics import mean_interval
+from lit_illada.evaluation.runner import SamplerForLength, build_tasks, choose_scorer
+from lit_illada.evaluation.tasks import EvalModel
+
+ROOT = Path(os.environ.get("FINDINGS_ROOT", "runs/findings"))
+SEEDS = [int(s) for s in os.environ.get("FINDINGS_SEEDS", "0,1,2").split(",")]
+THREADS = os.environ.get("FINDINGS_THREADS", "2")
+
+
+def train(name: str, *overrides: str, root: Path) -> Path:
+    """``python -m lit_illada.train`` (the real command), unless the run finished before."""
+    run = root / "runs" / name
+    summary = run / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("status") == "finished":
+        return run
+    command = [sys.executable, "-m", "lit_illada.train", f"name={name}", f"runs_root={root / 'runs'}",
+               "logger=csv", "num_samples=0", f"threads={THREADS}", *overrides]
+    print("$", " ".join(command[1:]), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    result = json.loads(summary.read_text())
+    print(f"  {name}: {result['step']} steps in {time.perf_counter() - started:.0f} s, "
+          f"{result['train/tokens_per_s']:,.0f} tokens/s", flush=True)
+    return run
+
+
+def tokens_per_s(*runs: Path) -> float:
+    """Mean training throughput of ``runs`` (reported beside every time a finding states)."""
+    values = [json.loads((run / "summary.json").read_text())["train/tokens_per_s"] for run in runs]
+    return sum(values) / len(values)
+
+
+def eval_config(ckpt: Path, *overrides: str):
+    """The evaluate config as the command line would compose it (choices and overrides recorded)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("evaluate", overrides=[f"ckpt={ckpt}", *overrides], return_hydra_config=True)
+    return record_choices(cfg)
+
+
+class Evaluator:
+    """One checkpoint loaded once; ``run(overrides)`` evaluates it with those sampler/scorer/task settings."""
+
+    def __init__(self, ckpt: Path) -> None:
+        torch.set_num_threads(int(THREADS))
+        self.ckpt, self.loaded = ckpt, load(ckpt)
+
+    def run(self, *overrides: str) -> dict[str, dict]:
+        cfg = eval_config(self.ckpt, *overrides)
+        scorer = choose_scorer(self.loaded, cfg.scoring, explicit=False)
+        samplers = SamplerForLength(cfg, self.loaded.tokenizer)
+        model = EvalModel(self.loaded.net, self.loaded.tokenizer, self.loaded.decoding, samplers(8), scorer,
+                          wants_bos(cfg, self.loaded), samplers=samplers)
+        torch.manual_seed(cfg.seed)
+        results = {}
+        with torch.no_grad():
+            for task in build_tasks(cfg):
+                results[task.name] = task.run(model)
+        return results
+
+
+def interval(values: list[float]) -> dict:
+    mean, low, high = mean_interval(values)
+    return {"mean": mean, "low": low, "high": high, "n": len(values), "values": values}
+
+
+def effect(name: str, differences: list[float], expect: str) -> dict:
+    """A paired effect over seeds with its t 95% interval; ``expect`` is ">0" or "<0"."""
+    return {"name": name, "expect": expect, **interval(differences)}
+
+
+def verdict(effects: list[dict]) -> str:
+    """reproduced: every stated effect's interval excludes 0 in the stated direction; not
+    reproduced: one excludes 0 the other way; else inconclusive."""
+    def side(e):
+        if e["n"] < 2 or e["low"] != e["low"]:
+            return 0
+        return 1 if e["low"] > 0 else (-1 if e["high"] < 0 else 0)
+
+    sides = [side(e) * (1 if e["expect"] == ">0" else -1) for e in effects]
+    if all(s == 1 for s in sides):
+        return "reproduced"
+    if any(s == -1 for s in sides):
+        return "not reproduced"
+    return "inconclusive"
+
+
+def write_result(finding: str, result: dict) -> Path:
+    out = ROOT / finding / "result.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"finding": finding, **result, "verdict": verdict(result["effects"])}
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("finding", "verdict")} | {
+        e["name"]: f"{e['mean']:+.3f} [{e['low']:+.3f}, {e['high']:+.3f}] n={e['n']}" for e in result["effects"]
+    }, indent=2))
+    return out
