@@ -96,6 +96,8 @@ def run(cfg: DictConfig) -> dict:
     )
     if is_launch_rank_zero():
         resuming = f" (resuming from {resume_from.name})" if resume_from else ""
+        if not resume_from and cfg.stage_name == "sft" and not cfg.init_from:
+            resuming = " (SFT from random initialization: no init_from=)"
         print(f"run {cfg.name}: {module.net.num_params():,} parameters -> {record.root}/{resuming}", flush=True)
     ckpt_path = str(resume_from) if resume_from else None
     try:

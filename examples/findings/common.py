@@ -77,7 +77,7 @@ class Evaluator:
         cfg = eval_config(self.ckpt, *overrides)
         scorer = choose_scorer(self.loaded, cfg.scoring, explicit=False)
         samplers = SamplerForLength(cfg, self.loaded.tokenizer)
-        model = EvalModel(self.loaded.net, self.loaded.tokenizer, self.loaded.decoding, samplers(8), scorer,
+        model = EvalModel(self.loaded.net, self.loaded.tokenizer, self.loaded.decoding, None, scorer,
                           wants_bos(cfg, self.loaded), samplers=samplers)
         torch.manual_seed(cfg.seed)
         results = {}

@@ -74,10 +74,9 @@ def build_eval_model(cfg: DictConfig, device: torch.device, explicit_scoring: bo
         loaded = load(cfg.ckpt, device=device, key="ckpt")
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(str(err)) from err
-    sampler = build_sampler(cfg, loaded.tokenizer)
     scorer = choose_scorer(loaded, cfg.scoring, explicit_scoring, cfg.get("choices"))
     model = EvalModel(
-        loaded.net, loaded.tokenizer, loaded.decoding, sampler, scorer, wants_bos(cfg, loaded),
+        loaded.net, loaded.tokenizer, loaded.decoding, None, scorer, wants_bos(cfg, loaded),
         samplers=SamplerForLength(cfg, loaded.tokenizer),
     )
     return model, loaded.run_dir
@@ -96,9 +95,13 @@ class SamplerForLength:
         self.cfg, self.tokenizer = cfg, tokenizer
         self.built: dict[int, object] = {}
 
-    def __call__(self, length: int):
-        if given(self.cfg, "sampler.gen_length"):
+    def __call__(self, length: int | None):
+        """The sampler for answers of ``length`` tokens; None: the sampler exactly as configured."""
+        if length is None or given(self.cfg, "sampler.gen_length"):
             length = int(self.cfg.sampler.gen_length)
+            if length not in self.built:
+                self.built[length] = self._build(OmegaConf.create({"sampler": self.cfg.sampler}), length)
+            return self.built[length]
         if length not in self.built:
             node = OmegaConf.to_container(self.cfg.sampler, resolve=True)  # a copy: the recorded config stays as given
             node = OmegaConf.create({"sampler": node})
@@ -111,11 +114,14 @@ class SamplerForLength:
                 sampler.gen_length = length
                 if "steps" in sampler and sampler.steps is not None and not given(self.cfg, "sampler.steps"):
                     sampler.steps = length
-            try:
-                self.built[length] = build_sampler(node, self.tokenizer)
-            except (ValueError, InstantiationException) as err:
-                raise ConfigError(f"sampler for answers of {length} tokens: {err.__cause__ or err}") from None
+            self.built[length] = self._build(node, length)
         return self.built[length]
+
+    def _build(self, node: DictConfig, length: int):
+        try:
+            return build_sampler(node, self.tokenizer)
+        except (ValueError, InstantiationException) as err:
+            raise ConfigError(f"sampler for answers of {length} tokens: {err.__cause__ or err}") from None
 
 
 def run_tasks(cfg: DictConfig, model: EvalModel, tasks: list) -> dict:

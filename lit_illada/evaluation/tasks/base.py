@@ -19,12 +19,19 @@ class EvalModel:
     net: torch.nn.Module
     tokenizer: object
     decoding: Decoding  # denoising or left to right: how this model generates
-    sampler: object
+    configured_sampler: object | None  # None: built from ``samplers`` on first use
     scorer: object
     add_bos: bool  # SFT checkpoints saw BOS before every prompt
-    # The sampler for answers of a given length (generation length follows a task's answers);
-    # None: the configured sampler for every length.
-    samplers: Callable[[int], object] | None = None
+    # The sampler for answers of a given length (None: as configured). Generation tasks size it
+    # to their answers; without it, the configured sampler serves every length.
+    samplers: Callable[[int | None], object] | None = None
+
+    @property
+    def sampler(self):
+        """The sampler as configured (tasks with their own answer lengths use ``sampler_for``)."""
+        if self.configured_sampler is None:
+            self.configured_sampler = self.samplers(None)
+        return self.configured_sampler
 
     def sampler_for(self, length: int):
         return self.samplers(length) if self.samplers is not None else self.sampler
