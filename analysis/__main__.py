@@ -19,6 +19,7 @@ from pathlib import Path
 
 from analysis.figures import FIGURES, NotEnoughData, plot_loss_curves
 from analysis.records import load_metrics
+from analysis.sources import load_epochs, load_runs
 from analysis.tables import parity_table, to_markdown
 
 SCORE_FIGURES = ("sft_epochs", "quality_vs_nfe", "quality_vs_latency")  # --metric picks their score
@@ -26,7 +27,6 @@ SCORE_FIGURES = ("sft_epochs", "quality_vs_nfe", "quality_vs_latency")  # --metr
 
 def draw(name: str, args: argparse.Namespace) -> None:
     """Draw the figures of ``name`` (or all); print each file written, or why a figure was skipped."""
-    from analysis.sources import load_epochs, load_runs  # noqa: PLC0415
 
     filters = json.loads(args.filters) if args.filters else None
     names = list(FIGURES) if name == "all" else [name]

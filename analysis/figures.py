@@ -18,6 +18,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from analysis.reference import reference_rows
+from analysis.sources import load_history
+from analysis.tables import to_markdown
+
 LOSS_CURVES = (("train/nll", "train NLL bound"), ("val/nll", "val NLL bound"))
 
 # Task scores, most informative first: the default y of the quality figures.
@@ -94,7 +98,6 @@ def _summary(rows: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
 
 
 def save(fig, data: pd.DataFrame, out_dir: str | Path, name: str) -> pd.DataFrame:
-    from analysis.tables import to_markdown  # noqa: PLC0415
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -365,7 +368,6 @@ def loss_curves(
 
     ``runs``: a load_runs table (histories read with load_history) or {name: history}.
     """
-    from analysis.sources import load_history  # noqa: PLC0415
 
     if isinstance(runs, pd.DataFrame):
         with_history = runs[runs["history"].notna()] if "history" in runs else runs.iloc[0:0]
@@ -408,8 +410,6 @@ def loss_curves(
 
 def reference_table(frame: pd.DataFrame | None, out_dir: str | Path) -> pd.DataFrame:
     """The paper's benchmark scores beside ours (markdown only): reference_table.md."""
-    from analysis.reference import reference_rows  # noqa: PLC0415
-    from analysis.tables import to_markdown  # noqa: PLC0415
 
     data = reference_rows(frame)
     out_dir = Path(out_dir)

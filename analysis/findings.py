@@ -74,9 +74,10 @@ def _main_panel(name: str, result: dict, ax) -> None:
     if name == "quality_vs_nfe":
         for label, cell in summary.items():
             acc, nfe = cell["exact_match"], cell["nfe"]
-            ax.errorbar(nfe["mean"], acc["mean"], yerr=[[acc["mean"] - acc["low"]], [acc["high"] - acc["mean"]]],
+            low, high = max(acc["low"], 0.0), min(acc["high"], 1.0)  # a rate's interval, drawn within [0, 1]
+            ax.errorbar(nfe["mean"], acc["mean"], yerr=[[acc["mean"] - low], [high - acc["mean"]]],
                         fmt="o", capsize=3, label=label)
-        ax.set_xlabel("NFE (denoiser calls per puzzle)")
+        ax.set_xlabel("NFE (denoiser calls per answer)")
         ax.set_ylabel(f"exact match (mean, 95% CI, n={len(result['points']) // max(len(summary), 1)} seeds)")
         ax.legend(fontsize=6, ncol=2)
     elif name == "sft_epochs":
@@ -104,8 +105,8 @@ def write_findings(source: str | Path, out: str | Path) -> list[Path]:
     text = ["# Findings", "",
             "Each row is one command of `examples/findings.sh` (CPU presets fixed in steps; seeds "
             "and presets in the record). Verdict: *reproduced* when every effect's 95% interval "
-            "excludes 0 in the expected direction, *not reproduced* when one excludes it the other "
-            "way, else *inconclusive*.", "", findings_table(findings)]
+            "excludes 0 in the expected direction (holds 0 where no difference is expected, `=0`), "
+            "*not reproduced* when one contradicts it, else *inconclusive*.", "", findings_table(findings)]
     for name, result in findings.items():
         text += [f"## {name}", "", f"{result['claim']} — {result['source']}.", "",
                  f"Preset: {result['preset']}; training throughput {result.get('tokens_per_s', 0):,.0f} tokens/s.", "",

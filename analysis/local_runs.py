@@ -14,6 +14,7 @@ from analysis.records import (
     read_results,
 )
 from analysis.rows import RunData
+from analysis.wandb_runs import clean_summary
 
 
 def _trained_wandb_run(run_dir: Path):
@@ -36,7 +37,6 @@ def _checkpoint_config(results: dict | None, run_dir: Path) -> dict | None:
 
 
 def local_run(run_dir: str | Path) -> RunData:
-    from analysis.wandb_runs import clean_summary  # noqa: PLC0415
 
     run_dir = Path(run_dir).resolve()
     results = read_results(run_dir / "results.json")

@@ -36,7 +36,13 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.local_runs import local_run, local_runs
+from analysis.optuna_study import open_study, study_runs
+from analysis.records import load_metrics
 from analysis.rows import RunData, epoch_rows, runs_rows
+from analysis.wandb_api import api_history, api_runs
+from analysis.wandb_offline import offline_history, offline_wandb_runs
+from analysis.wandb_runs import to_run_data
 
 STUDY_DB = "study.db"  # lit_illada.sweeping.study.default_storage_url
 
@@ -53,16 +59,12 @@ def read_source(
     text = str(source)
     filters = dict(filters or {})
     if text.startswith("wandb:"):
-        from analysis.wandb_api import api_runs  # noqa: PLC0415
-        from analysis.wandb_runs import to_run_data  # noqa: PLC0415
 
         path = text.removeprefix("wandb:")
         if path.count("/") != 1:
             raise ValueError(f"source={text!r}: expected wandb:<entity>/<project>")
         return to_run_data(api_runs(path, filters, api), "wandb"), {}  # the server filtered
     if text.startswith("wandb-offline:"):
-        from analysis.wandb_offline import offline_wandb_runs  # noqa: PLC0415
-        from analysis.wandb_runs import to_run_data  # noqa: PLC0415
 
         folder = Path(text.removeprefix("wandb-offline:"))
         if not folder.is_dir():
@@ -76,7 +78,6 @@ def read_source(
         storage = f"sqlite:///{(path / STUDY_DB).resolve()}"
         return _study(storage, None, path), {"state": "COMPLETE", **filters}
     if path.is_dir():
-        from analysis.local_runs import local_runs  # noqa: PLC0415
 
         runs = local_runs(path)
         if runs:
@@ -87,7 +88,6 @@ def read_source(
 
 
 def _study(storage: str, name: str | None, sweep_dir: Path | None) -> list[RunData]:
-    from analysis.optuna_study import open_study, study_runs  # noqa: PLC0415
 
     # The driver names a sweep folder after its study.
     return study_runs(open_study(storage, name, default=sweep_dir.name if sweep_dir else None), sweep_dir)
@@ -148,7 +148,6 @@ def load_history(run: Any, *, api: Any = None) -> pd.DataFrame:
     Local records read metrics.csv; offline W&B runs their .wandb file; API runs use
     ``run.scan_history()`` (every row, not the sampled ``history()``).
     """
-    from analysis.records import load_metrics  # noqa: PLC0415
 
     reference = run.get("history") if isinstance(run, (dict, pd.Series)) else str(run)
     name = run.get("run") if isinstance(run, (dict, pd.Series)) else reference
@@ -158,15 +157,12 @@ def load_history(run: Any, *, api: Any = None) -> pd.DataFrame:
     if kind == "csv":
         return load_metrics(Path(rest).parent)
     if kind == "wandb-offline":
-        from analysis.wandb_offline import offline_history  # noqa: PLC0415
 
         return history_frame(offline_history(rest))
     if kind == "wandb":
-        from analysis.wandb_api import api_history  # noqa: PLC0415
 
         return history_frame(api_history(rest, api))
     if Path(reference).is_dir():  # a run folder given directly
-        from analysis.local_runs import local_run  # noqa: PLC0415
 
         return load_history({"run": reference, "history": local_run(reference).history}, api=api)
     raise ValueError(

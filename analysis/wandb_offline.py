@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.wandb_runs import WandbRun
+
 HEADER = struct.Struct("<4sHB")  # ":W&B", 0xBEE1, version
 CHUNK = struct.Struct("<IHB")  # crc32c, length, type
 BLOCK = 32 * 1024
@@ -153,7 +155,6 @@ def merged_runs(root: str | Path) -> list[OfflineRun]:
 
 def offline_wandb_runs(root: str | Path):
     """The offline runs under ``root`` as WandbRun, each with a history reference."""
-    from analysis.wandb_runs import WandbRun  # noqa: PLC0415
 
     root = Path(root).resolve()
     return [

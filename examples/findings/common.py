@@ -93,19 +93,23 @@ def interval(values: list[float]) -> dict:
 
 
 def effect(name: str, differences: list[float], expect: str) -> dict:
-    """A paired effect over seeds with its t 95% interval; ``expect`` is ">0" or "<0"."""
+    """A paired effect over seeds with its t 95% interval; ``expect`` is ">0", "<0" or "=0"
+    (no difference, e.g. "at equal accuracy")."""
     return {"name": name, "expect": expect, **interval(differences)}
 
 
 def verdict(effects: list[dict]) -> str:
-    """reproduced: every stated effect's interval excludes 0 in the stated direction; not
-    reproduced: one excludes 0 the other way; else inconclusive."""
-    def side(e):
+    """reproduced: every stated effect's interval excludes 0 in the stated direction (holds 0 for
+    "=0"); not reproduced: one excludes 0 the other way (or at all, for "=0"); else inconclusive."""
+    def agrees(e):  # 1 agrees, -1 contradicts, 0 undecided
         if e["n"] < 2 or e["low"] != e["low"]:
             return 0
-        return 1 if e["low"] > 0 else (-1 if e["high"] < 0 else 0)
+        excludes = 1 if e["low"] > 0 else (-1 if e["high"] < 0 else 0)
+        if e["expect"] == "=0":
+            return 1 if excludes == 0 else -1
+        return excludes * (1 if e["expect"] == ">0" else -1)
 
-    sides = [side(e) * (1 if e["expect"] == ">0" else -1) for e in effects]
+    sides = [agrees(e) for e in effects]
     if all(s == 1 for s in sides):
         return "reproduced"
     if any(s == -1 for s in sides):

@@ -1,24 +1,25 @@
-"""Finding 3: quality vs NFE vs latency for every sampler policy, on 4x4 Sudoku.
+"""Finding 3: quality vs NFE vs latency for every sampler policy, on sorting lists of digits.
 
-Cells constrain each other, so committing several at once (too few steps) or in a bad order
-(random) should hurt, and a confident model should need far fewer forwards with threshold-style
-rules. Trains one model per seed (experiment=task_from_scratch data=sudoku), then evaluates
-every policy on the same 200 held-out puzzles in one process.
+Output positions depend on each other (the sorted list must hold the input's digits, each
+once), so committing several at once (too few steps) or in a bad order (random) could hurt,
+and a confident model should need far fewer forwards with threshold-style rules. Uses the
+shared sort models (one per seed), every policy on the same 200 held-out lists in one process.
 
     python examples/findings/quality_vs_nfe.py        # FINDINGS_ROOT, FINDINGS_SEEDS to change
 """
 
 from __future__ import annotations
 
-from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, train, write_result
+from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, write_result
+from task_models import SORT_STEPS, sort_models
 
-STEPS = 1500
-TASK = ["tasks=[sudoku]", "tasks.sudoku.margin=1", "tasks.sudoku.limit=200"]  # gen length 20 = answer + EOS
-POLICIES = {  # label -> overrides; steps are per the 20-token answer
-    **{f"confidence/steps={s}": ["sampler=confidence", f"sampler.steps={s}"] for s in (2, 5, 10, 20)},
-    "random/steps=20": ["sampler=random", "sampler.steps=20"],
-    "margin/steps=20": ["sampler=margin", "sampler.steps=20"],
-    "entropy/steps=20": ["sampler=entropy", "sampler.steps=20"],
+TASK = ["tasks=[sort]", "tasks.sort.limit=200"]  # gen length 17: the longest answer (15) + 2
+FULL = 17
+POLICIES = {  # label -> overrides; steps over the 17-token canvas
+    **{f"confidence/steps={s}": ["sampler=confidence", f"sampler.steps={s}"] for s in (1, 2, 4, 8, FULL)},
+    f"random/steps={FULL}": ["sampler=random", f"sampler.steps={FULL}"],
+    f"margin/steps={FULL}": ["sampler=margin", f"sampler.steps={FULL}"],
+    f"entropy/steps={FULL}": ["sampler=entropy", f"sampler.steps={FULL}"],
     **{f"threshold/{t}": ["sampler=threshold", f"sampler.threshold={t}"] for t in (0.5, 0.7, 0.9, 0.99)},
     "threshold/0.9+prefix": ["sampler=threshold", "sampler.threshold=0.9", "sampler/cache=prefix"],
     **{f"factor/{f}": ["sampler=factor", f"sampler.factor={f}"] for f in (0.5, 1.0, 2.0)},
@@ -27,31 +28,31 @@ POLICIES = {  # label -> overrides; steps are per the 20-token answer
 
 
 def main() -> None:
-    root = ROOT / "quality_vs_nfe"
-    runs = [train(f"sudoku-s{seed}", "experiment=task_from_scratch", "data=sudoku", f"seed={seed}",
-                  f"trainer.max_steps={STEPS}", root=root) for seed in SEEDS]
+    runs = sort_models(ROOT / "shared")
     points, by_policy = [], {label: [] for label in POLICIES}
     for seed, run in zip(SEEDS, runs, strict=True):
         evaluator = Evaluator(run)
         for label, overrides in POLICIES.items():
-            metrics = evaluator.run(*TASK, *overrides)["sudoku"]
+            metrics = evaluator.run(*TASK, *overrides)["sort"]
             by_policy[label].append(metrics)
             points.append({"seed": seed, "policy": label, **{k: metrics[k] for k in (
                 "exact_match", "nfe", "seconds_per_sample", "tokens_per_s", "positions_denoised")}})
             print(f"seed {seed} {label:24s} acc {metrics['exact_match']:.3f} NFE {metrics['nfe']:.1f} "
-                  f"{metrics['seconds_per_sample'] * 1000:.1f} ms/puzzle", flush=True)
+                  f"{metrics['seconds_per_sample'] * 1000:.1f} ms/list", flush=True)
 
     def per_seed(label, key):
         return [m[key] for m in by_policy[label]]
 
-    full, few = per_seed("confidence/steps=20", "exact_match"), per_seed("confidence/steps=2", "exact_match")
-    rand = per_seed("random/steps=20", "exact_match")
+    full, few = per_seed(f"confidence/steps={FULL}", "exact_match"), per_seed("confidence/steps=1", "exact_match")
+    rand = per_seed(f"random/steps={FULL}", "exact_match")
     thr_acc = per_seed("threshold/0.9", "exact_match")
-    ratio = [t / c for t, c in zip(per_seed("threshold/0.9", "nfe"), per_seed("confidence/steps=20", "nfe"), strict=True)]
+    ratio = [t / c for t, c in zip(per_seed("threshold/0.9", "nfe"), per_seed(f"confidence/steps={FULL}", "nfe"),
+                                   strict=True)]
     effects = [
-        effect("accuracy: 20 steps - 2 steps (confidence)", [a - b for a, b in zip(full, few, strict=True)], ">0"),
-        effect("accuracy: confidence order - random order (20 steps)", [a - b for a, b in zip(full, rand, strict=True)], ">0"),
-        effect("NFE ratio threshold(0.9) / confidence(20 steps), minus 1", [r - 1 for r in ratio], "<0"),
+        effect(f"accuracy: {FULL} steps - 1 step (confidence)", [a - b for a, b in zip(full, few, strict=True)], ">0"),
+        effect(f"accuracy: confidence order - random order ({FULL} steps)",
+               [a - b for a, b in zip(full, rand, strict=True)], ">0"),
+        effect(f"NFE ratio threshold(0.9) / confidence({FULL} steps), minus 1", [r - 1 for r in ratio], "<0"),
     ]
     summary = {label: {key: interval(per_seed(label, key)) for key in ("exact_match", "nfe", "seconds_per_sample")}
                for label in POLICIES}
@@ -60,7 +61,7 @@ def main() -> None:
                  "needs far fewer forwards than LLaDA's fixed schedule at (nearly) equal accuracy",
         "source": "not reported by LLaDA / iLLaDA (NFE, latency); Fast-dLLM for threshold",
         "command": "python examples/findings/quality_vs_nfe.py",
-        "preset": f"micro model, {STEPS} steps x 64 puzzles per seed, 200 test puzzles, seeds {SEEDS}",
+        "preset": f"shared sort models (micro, {SORT_STEPS} steps x 128 lists), 200 test lists, seeds {SEEDS}",
         "tokens_per_s": tokens_per_s(*runs),
         "points": points,
         "summary": summary,

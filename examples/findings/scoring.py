@@ -1,9 +1,9 @@
 """Finding 2: likelihood vs confidence scoring of multiple-choice questions, and what each costs.
 
 iLLaDA reports confidence-based scoring beating LLaDA's Monte Carlo likelihood by +1.3 / +0.6 /
-+2.3 points. Here: the addition models (finding 5's, shared) on the multiple-choice form of
-addition (the answer among near-miss sums), likelihood with mc_num 1, 4 and 16 against
-confidence; accuracy with intervals over seeds and sequence forwards per question.
++2.3 points. Here: the shared sort models on the multiple-choice form of sort (the sorted list
+among lists with one digit off), likelihood with mc_num 1, 4 and 16 against confidence;
+accuracy with intervals over seeds and sequence forwards per question.
 
     python examples/findings/scoring.py
 """
@@ -11,9 +11,9 @@ confidence; accuracy with intervals over seeds and sequence forwards per questio
 from __future__ import annotations
 
 from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, write_result
-from variable_length import addition_models
+from task_models import sort_models
 
-TASK = ["tasks=[addition_mc]", "tasks.addition_mc.limit=200"]
+TASK = ["tasks=[sort_mc]", "tasks.sort_mc.limit=200"]
 SCORERS = {
     **{f"likelihood/mc_num={n}": ["scoring=likelihood", f"scoring.mc_num={n}"] for n in (1, 4, 16)},
     "confidence": ["scoring=confidence"],
@@ -21,12 +21,12 @@ SCORERS = {
 
 
 def main() -> None:
-    runs = addition_models(ROOT / "shared")
+    runs = sort_models(ROOT / "shared")
     points, results = [], {label: [] for label in SCORERS}
     for seed, run in zip(SEEDS, runs, strict=True):
         evaluator = Evaluator(run)
         for label, overrides in SCORERS.items():
-            metrics = evaluator.run(*TASK, *overrides)["addition_mc"]
+            metrics = evaluator.run(*TASK, *overrides)["sort_mc"]
             results[label].append(metrics)
             points.append({"seed": seed, "scorer": label, **{k: metrics[k] for k in (
                 "accuracy", "accuracy_low", "accuracy_high", "forwards_per_question", "n")}})
@@ -40,7 +40,7 @@ def main() -> None:
         "claim": "Confidence-based scoring beats LLaDA's Monte Carlo likelihood on multiple choice",
         "source": "iLLaDA (+1.3 / +0.6 / +2.3 points on its benchmarks)",
         "command": "python examples/findings/scoring.py",
-        "preset": f"finding 5's addition models, addition_mc (4 choices), 200 questions, seeds {SEEDS}",
+        "preset": f"shared sort models, sort_mc (4 choices), 200 questions, seeds {SEEDS}",
         "tokens_per_s": tokens_per_s(*runs),
         "points": points,
         "summary": {label: {"accuracy": interval(acc(label)),

@@ -32,7 +32,7 @@ def hydra_choices(cfg: DictConfig) -> dict[str, str | None] | None:
     if "hydra" in cfg:
         runtime = OmegaConf.select(cfg, "hydra.runtime.choices")
     else:
-        from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+        from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415 - analysis imports this module without Hydra
 
         runtime = HydraConfig.get().runtime.choices if HydraConfig.initialized() else None
     if runtime is None:
@@ -45,7 +45,7 @@ def hydra_overrides(cfg: DictConfig) -> list[str] | None:
     if "hydra" in cfg:
         overrides = OmegaConf.select(cfg, "hydra.overrides.task")
     else:
-        from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+        from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415 - analysis imports this module without Hydra
 
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else None
     return None if overrides is None else [str(o) for o in overrides]

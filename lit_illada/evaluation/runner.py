@@ -131,7 +131,7 @@ def run_tasks(cfg: DictConfig, model: EvalModel, tasks: list) -> dict:
         "ckpt": str(cfg.ckpt),
         "epoch": epoch_of(cfg.ckpt),  # checkpoints/epoch-<k>.ckpt of an SFT-epoch sweep, else None
         "objective": model.decoding.kind,
-        "sampler": repr(model.sampler),
+        "sampler": _describe(model),
         "scorer": repr(model.scorer),
         "config": OmegaConf.to_container(cfg, resolve=True),  # sampler.steps, choices etc. for analysis
         "tasks": {},
@@ -168,3 +168,11 @@ def log_to_wandb(results: dict, output: Path) -> None:
     run.summary.update({f"{task}/{key}": value for task, metrics in results["tasks"].items()
                         for key, value in metrics.items() if isinstance(value, (int, float))})
     run.finish()
+
+
+def _describe(model: EvalModel) -> str:
+    """The configured sampler's repr; generation tasks record the one sized for them."""
+    try:
+        return repr(model.sampler)
+    except ConfigError:  # valid only once sized to a task's answers (e.g. sampler.steps=2)
+        return "sized per task (see each task's sampler)"

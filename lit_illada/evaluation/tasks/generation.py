@@ -68,7 +68,7 @@ class GenerationTask(Task):
             for start in range(0, len(members), self.batch_size):
                 batch = members[start : start + self.batch_size]
                 rows.update(self._generate(model, sampler, batch, prompts, suffixes, examples, generator, device))
-        return self.summarize([rows[i] for i in range(len(examples))], sampler_repr=repr(model.sampler))
+        return self.summarize([rows[i] for i in range(len(examples))], sampler=repr(sampler))
 
     def _generate(self, model, sampler, batch, prompts, suffixes, examples, generator, device) -> dict[int, dict]:
         prompt = torch.tensor([prompts[i] for i in batch], device=device)
@@ -94,12 +94,12 @@ class GenerationTask(Task):
                 "repetition": repetition_rate(ids),
                 "nfe": result.nfe,
                 "seconds": seconds / len(batch),
-                "denoised": result.tokens.shape[1] - result.prompt_length,
+                "denoised": sum(result.committed_per_step) / len(batch),  # positions written per answer
                 "tokens": len(ids),
             }
         return out
 
-    def summarize(self, rows: list[dict], sampler_repr: str = "") -> dict:
+    def summarize(self, rows: list[dict], sampler: str = "") -> dict:
         n = len(rows)
         seconds = sum(r["seconds"] for r in rows)
         return {
@@ -112,4 +112,5 @@ class GenerationTask(Task):
             "seconds_per_sample": seconds / n,
             "tokens_per_s": sum(r["tokens"] for r in rows) / seconds if seconds else 0.0,
             "n": n,
+            "sampler": sampler,  # as sized for this task's answers
         }
