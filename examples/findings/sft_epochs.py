@@ -1,8 +1,8 @@
 """Finding 1: the score by SFT epoch, masking the answer only (LLaDA) or the whole row (iLLaDA).
 
 iLLaDA's Figure 1: the score keeps rising through 12 SFT epochs. Here: each seed's stdlib base
-(shared micro diffusion model) is fine-tuned on 2,000 addition examples for 12 epochs with each
-scope, a checkpoint per epoch, every checkpoint scored on the same 200 held-out questions.
+(shared micro diffusion model) is fine-tuned on 2,000 sort examples for 12 epochs with each
+scope, a checkpoint per epoch, every checkpoint scored on the same 200 held-out lists.
 
     python examples/findings/sft_epochs.py
 """
@@ -14,10 +14,10 @@ from stdlib_models import stdlib_models
 
 EPOCHS = 12
 SCOPES = ("sft_response", "sft_full")
-SFT = ["stage=sft", "model=micro", "data=addition", "data.source.train_size=2000", "trainer.max_steps=-1",
+SFT = ["stage=sft", "model=micro", "trainer.precision=32-true", "data=sort", "data.source.train_size=2000", "trainer.max_steps=-1",
        f"trainer.max_epochs={EPOCHS}", "trainer.val_check_interval=1.0", "trainer.max_time=null",
        "checkpoint.every_epoch=true", "optimizer.lr=1e-3"]
-TASK = ["tasks=[addition]", "tasks.addition.limit=200"]
+TASK = ["tasks=[sort]", "tasks.sort.limit=200"]
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
             runs.append(run)
             curve = []
             for epoch in range(1, EPOCHS + 1):
-                accuracy = Evaluator(run / "checkpoints" / f"epoch-{epoch}.ckpt").run(*TASK)["addition"]["exact_match"]
+                accuracy = Evaluator(run / "checkpoints" / f"epoch-{epoch}.ckpt").run(*TASK)["sort"]["exact_match"]
                 curve.append(accuracy)
                 points.append({"seed": seed, "scope": scope, "epoch": epoch, "exact_match": accuracy})
             curves[scope].append(curve)
@@ -46,7 +46,7 @@ def main() -> None:
                  "scores at least as well as LLaDA's answer-only masking",
         "source": "iLLaDA Figure 1",
         "command": "python examples/findings/sft_epochs.py",
-        "preset": f"shared stdlib bases, SFT on 2,000 addition examples x {EPOCHS} epochs, 200 test questions, "
+        "preset": f"shared stdlib bases, SFT on 2,000 sort examples x {EPOCHS} epochs, 200 test lists, "
                   f"seeds {SEEDS}",
         "tokens_per_s": tokens_per_s(*runs),
         "points": points,
