@@ -15,7 +15,7 @@ from stdlib_models import stdlib_models
 EPOCHS = 12
 SCOPES = ("sft_response", "sft_full")
 SFT = ["stage=sft", "model=micro", "trainer.precision=32-true", "data=sort", "data.source.train_size=2000", "trainer.max_steps=-1",
-       f"trainer.max_epochs={EPOCHS}", "trainer.val_check_interval=1.0", "trainer.max_time=null",
+       f"trainer.max_epochs={EPOCHS}", "trainer.val_check_interval=1.0", "trainer.check_val_every_n_epoch=1", "trainer.max_time=null",
        "checkpoint.every_epoch=true", "optimizer.lr=1e-3"]
 TASK = ["tasks=[sort]", "tasks.sort.limit=200"]
 
