@@ -1,6 +1,6 @@
 """Bad input to every entry point, in one place: each case runs the real entry point as the
 command line does (Hydra composition, then ``exit_on_bad_input``; the sweep driver's ``main``)
-and expects exit code 2 with one line that names the key and the fix, within seconds, with no
+and expects exit code 2 with one line that names the key and the fix (timings live in benchmarks/), with no
 file of an existing run created or changed."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import logging
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +45,6 @@ class Case:
     args: list[str]  # overrides; {run}, {ckpt}, {tmp} are filled in
     message: list[str]  # every piece must appear in stderr
     code: int = 2
-    seconds: float = 5.0
     fresh_run: bool = False  # train under a new name (the case trains); else re-use the existing run's name
     needs: list[str] = field(default_factory=list)  # fixtures the case files need
 
@@ -72,7 +70,6 @@ CASES = [
         "cli",
         ["sampler.stpes=5"],
         ["error: sampler.stpes: no such key (did you mean sampler.steps?)"],
-        seconds=40,
     ),
     # -- train: types and ranges
     Case("lr-not-a-number", "train", ["optimizer.lr=abc"], ["optimizer.lr='abc': expected a number"]),
@@ -181,7 +178,6 @@ CASES = [
         ["optimizer.lr=1e30", "lr_schedule=constant", "trainer.max_steps=6", "trainer.val_check_interval=3"],
         ["loss became nan at step", "Try a lower optimizer.lr"],
         code=1,
-        seconds=60,
         fresh_run=True,
     ),
     # -- generate: sampler knobs, prompt, checkpoint
@@ -412,16 +408,13 @@ def test_bad_input_fails_fast_with_the_key_and_the_fix(
     before = snapshot(tmp_path)
     capsys.readouterr()
 
-    started = time.perf_counter()
     code, err = run_entry(case, args, tmp_path, capsys)
-    elapsed = time.perf_counter() - started
 
     assert code == case.code, err[-3000:]
     for piece in case.message:
         assert piece in err, f"{piece!r} not in:\n{err[-3000:]}"
     if case.code == 2:
         assert "Traceback" not in err and err.rstrip().splitlines()[-1].startswith("error: ")
-    assert elapsed < case.seconds, f"{elapsed:.1f} s"
     if case.fresh_run:  # it trained: its own record says why it stopped
         summary = json.loads((runs / "fresh" / "summary.json").read_text())
         assert summary["status"] == "failed" and "nan" in summary["error"]

