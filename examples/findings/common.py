@@ -87,6 +87,21 @@ class Evaluator:
         return results
 
 
+def evaluate_grid(runs: list[Path], task_overrides: list[str], settings: dict[str, list[str]], task: str,
+                  keys: tuple[str, ...], column: str = "setting") -> tuple[list[dict], dict[str, list[dict]]]:
+    """Every setting on every seed's model (loaded once per seed): the points to record, and each
+    setting's metrics in seed order."""
+    points, results = [], {label: [] for label in settings}
+    for seed, run in zip(SEEDS, runs, strict=True):
+        evaluator = Evaluator(run)
+        for label, overrides in settings.items():
+            metrics = evaluator.run(*task_overrides, *overrides)[task]
+            results[label].append(metrics)
+            points.append({"seed": seed, column: label, **{key: metrics[key] for key in keys}})
+            print(f"seed {seed} {label:24s} " + " ".join(f"{key} {metrics[key]:.3f}" for key in keys), flush=True)
+    return points, results
+
+
 def interval(values: list[float]) -> dict:
     mean, low, high = mean_interval(values)
     return {"mean": mean, "low": low, "high": high, "n": len(values), "values": values}

@@ -10,7 +10,7 @@ shared sort models (one per seed), every policy on the same 200 held-out lists i
 
 from __future__ import annotations
 
-from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, write_result
+from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
 from task_models import SORT_STEPS, sort_models
 
 TASK = ["tasks=[sort]", "tasks.sort.limit=200"]  # gen length 17: the longest answer (15) + 2
@@ -29,16 +29,8 @@ POLICIES = {  # label -> overrides; steps over the 17-token canvas
 
 def main() -> None:
     runs = sort_models(ROOT / "shared")
-    points, by_policy = [], {label: [] for label in POLICIES}
-    for seed, run in zip(SEEDS, runs, strict=True):
-        evaluator = Evaluator(run)
-        for label, overrides in POLICIES.items():
-            metrics = evaluator.run(*TASK, *overrides)["sort"]
-            by_policy[label].append(metrics)
-            points.append({"seed": seed, "policy": label, **{k: metrics[k] for k in (
-                "exact_match", "nfe", "seconds_per_sample", "tokens_per_s", "positions_denoised")}})
-            print(f"seed {seed} {label:24s} acc {metrics['exact_match']:.3f} NFE {metrics['nfe']:.1f} "
-                  f"{metrics['seconds_per_sample'] * 1000:.1f} ms/list", flush=True)
+    keys = ("exact_match", "nfe", "seconds_per_sample", "tokens_per_s", "positions_denoised")
+    points, by_policy = evaluate_grid(runs, TASK, POLICIES, "sort", keys, "policy")
 
     def per_seed(label, key):
         return [m[key] for m in by_policy[label]]

@@ -10,7 +10,7 @@ no_repeat_ngram=2, and what the ban costs in exact match.
 
 from __future__ import annotations
 
-from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, write_result
+from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
 from task_models import SORT_STEPS, sort_models
 
 TASK = ["tasks=[sort]", "tasks.sort.limit=200", "sampler=confidence"]
@@ -20,16 +20,8 @@ SETTINGS = {"no ban": ["sampler.no_repeat_ngram=0"], BAN: [f"sampler.{BAN}"]}
 
 def main() -> None:
     runs = sort_models(ROOT / "shared")
-    points, results = [], {label: [] for label in SETTINGS}
-    for seed, run in zip(SEEDS, runs, strict=True):
-        evaluator = Evaluator(run)
-        for label, overrides in SETTINGS.items():
-            metrics = evaluator.run(*TASK, *overrides)["sort"]
-            results[label].append(metrics)
-            points.append({"seed": seed, "setting": label, **{k: metrics[k] for k in (
-                "repetition_rate", "exact_match", "edit_similarity", "nfe")}})
-            print(f"seed {seed} {label:18s} repetition {metrics['repetition_rate']:.3f} "
-                  f"exact match {metrics['exact_match']:.3f}", flush=True)
+    keys = ("repetition_rate", "exact_match", "edit_similarity", "nfe")
+    points, results = evaluate_grid(runs, TASK, SETTINGS, "sort", keys, "setting")
 
     def diff(key):
         return [a[key] - b[key] for a, b in zip(results["no ban"], results[BAN], strict=True)]

@@ -10,7 +10,7 @@ accuracy with intervals over seeds and sequence forwards per question.
 
 from __future__ import annotations
 
-from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, write_result
+from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
 from task_models import sort_models
 
 TASK = ["tasks=[sort_mc]", "tasks.sort_mc.limit=200"]
@@ -22,16 +22,8 @@ SCORERS = {
 
 def main() -> None:
     runs = sort_models(ROOT / "shared")
-    points, results = [], {label: [] for label in SCORERS}
-    for seed, run in zip(SEEDS, runs, strict=True):
-        evaluator = Evaluator(run)
-        for label, overrides in SCORERS.items():
-            metrics = evaluator.run(*TASK, *overrides)["sort_mc"]
-            results[label].append(metrics)
-            points.append({"seed": seed, "scorer": label, **{k: metrics[k] for k in (
-                "accuracy", "accuracy_low", "accuracy_high", "forwards_per_question", "n")}})
-            print(f"seed {seed} {label:22s} acc {metrics['accuracy']:.3f} forwards/question "
-                  f"{metrics['forwards_per_question']:.1f}", flush=True)
+    keys = ("accuracy", "accuracy_low", "accuracy_high", "forwards_per_question", "n")
+    points, results = evaluate_grid(runs, TASK, SCORERS, "sort_mc", keys, "scorer")
 
     def acc(label):
         return [m["accuracy"] for m in results[label]]

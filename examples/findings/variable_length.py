@@ -9,7 +9,7 @@ EOS. Same models (the shared sort models), same 200 test lists, one token per st
 
 from __future__ import annotations
 
-from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, write_result
+from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
 from task_models import SORT_STEPS, sort_models
 
 TASK = ["tasks=[sort]", "tasks.sort.limit=200"]
@@ -19,16 +19,8 @@ POLICIES = {FIXED: ["sampler=confidence"], VARIABLE: ["sampler=variable_length",
 
 def main() -> None:
     runs = sort_models(ROOT / "shared")
-    points, results = [], {label: [] for label in POLICIES}
-    for seed, run in zip(SEEDS, runs, strict=True):
-        evaluator = Evaluator(run)
-        for label, overrides in POLICIES.items():
-            metrics = evaluator.run(*TASK, *overrides)["sort"]
-            results[label].append(metrics)
-            points.append({"seed": seed, "policy": label, **{k: metrics[k] for k in (
-                "exact_match", "nfe", "positions_denoised", "seconds_per_sample", "answer_tokens")}})
-            print(f"seed {seed} {label:24s} acc {metrics['exact_match']:.3f} NFE {metrics['nfe']:.2f} "
-                  f"positions {metrics['positions_denoised']:.2f} {metrics['seconds_per_sample'] * 1000:.2f} ms", flush=True)
+    keys = ("exact_match", "nfe", "positions_denoised", "seconds_per_sample", "answer_tokens")
+    points, results = evaluate_grid(runs, TASK, POLICIES, "sort", keys, "policy")
 
     def diff(key):
         fixed, variable = results[FIXED], results[VARIABLE]
