@@ -1,6 +1,7 @@
 """`python -m lit_illada.lm_eval ...`: lm-eval's CLI with the `lit_illada` model registered.
 
     python -m lit_illada.lm_eval run --model lit_illada --model_args ckpt=runs/<name> --tasks ...
+    torchrun --nproc_per_node 8 -m lit_illada.lm_eval run ...   # data parallel, one process per GPU
     python -m lit_illada.lm_eval export_tasks <dir>     # the embedded tasks as an lm-eval task folder
 """
 
@@ -9,6 +10,7 @@ import sys
 from lm_eval.__main__ import cli_evaluate
 
 import lit_illada.evaluation.lm_eval_adapter  # noqa: F401 - registers the model with lm-eval
+from lit_illada.config.errors import ConfigError
 from lit_illada.evaluation.export import export_mc_nextline
 
 
@@ -18,7 +20,11 @@ def main() -> None:
             raise SystemExit("usage: python -m lit_illada.lm_eval export_tasks <output dir>")
         print(export_mc_nextline(sys.argv[2]))
         return
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except ConfigError as err:  # a bad model_arg or a request the model cannot take: one line, exit 2
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
