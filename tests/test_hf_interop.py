@@ -8,6 +8,9 @@ key map, so a wrong map fails the logits comparison instead of agreeing with its
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +20,8 @@ from safetensors.torch import load_file, save_file
 
 import lit_illada
 from lit_illada.checkpoints.hf import config_from_hf, config_to_hf, export_hf, hf_key_map, import_hf
-from lit_illada.planning.memory import count_params
 from lit_illada.core.model import ModelConfig, Transformer
+from lit_illada.planning.memory import count_params
 
 P = "model.transformer."
 
@@ -208,29 +211,37 @@ def test_import_casts_to_the_requested_dtype(tmp_path):
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
 
 
-def test_training_checkpoint_loads_and_exports(tmp_path):
+TINY_RUN = ["model.n_layers=2", "model.d_model=32", "model.n_heads=4", "model.n_kv_heads=2",
+            "model.ffn_hidden=48", "model.max_seq_len=64"]  # fmt: skip
+
+
+def training_run(folder: Path, *overrides: str) -> tuple[Path, Transformer, dict]:
+    """A run directory holding checkpoints/last.ckpt as Lightning + DiffusionLM.on_save_checkpoint
+    write it, for the tiny GQA, tied-head model of TINY_RUN; returns (run dir, model, run config)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    import lit_illada.config.resolvers  # noqa: F401 - the resolvers the train config uses
     from lit_illada.config.paths import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         run_config = OmegaConf.to_container(
-            compose(config_name="train", overrides=["logger=csv"]), resolve=True
+            compose(config_name="train", overrides=["logger=csv", *TINY_RUN, *overrides]), resolve=True
         )
-    cfg = ModelConfig(
-        vocab_size=264, n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, ffn_hidden=48, max_seq_len=64
-    )
+    cfg = ModelConfig(**{key: value for key, value in run_config["model"].items() if key != "_target_"})
     torch.manual_seed(0)
     reference = Transformer(cfg).eval()
-    checkpoint = {  # what Lightning + DiffusionLM.on_save_checkpoint write
+    checkpoint = {
         "state_dict": {f"net.{key}": value for key, value in reference.state_dict().items()},
         "lit_illada": {"model_config": cfg.to_dict(), "run_config": run_config},
     }
-    run_dir = tmp_path / "run"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    torch.save(checkpoint, run_dir / "checkpoints" / "last.ckpt")
+    (folder / "checkpoints").mkdir(parents=True)
+    torch.save(checkpoint, folder / "checkpoints" / "last.ckpt")
+    return folder, reference, run_config
 
+
+def test_training_checkpoint_loads_and_exports(tmp_path):
+    run_dir, reference, _ = training_run(tmp_path / "run")
     ids = ids_for(reference)
     for path in (run_dir, run_dir / "checkpoints" / "last.ckpt"):
         loaded = lit_illada.load(path)
@@ -364,3 +375,196 @@ def test_convert_cli_imports_and_exports_and_generate_runs_on_the_import(case, t
     with torch.no_grad():
         assert torch.equal(loaded.net(ids), reference(ids))
     assert loaded.objective.mask_id == config["mask_token_id"] == loaded.tokenizer.mask_id
+
+
+# --- transformers and the Hub ------------------------------------------------------------------
+
+# What a transformers user runs on an exported folder, in a fresh process where lit_illada cannot
+# be imported: the folder's own code must be enough. Prints facts as JSON, saves the logits.
+TRANSFORMERS_SIDE = r"""
+import json, sys
+sys.modules["lit_illada"] = None  # importing lit_illada now fails: the folder must be self-contained
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+
+request = json.loads(sys.argv[1])
+logits, facts = {}, {}
+for name, folder in request["folders"].items():
+    ids = torch.tensor(request["ids"][name])
+    masked_lm = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True).eval()
+    auto = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    with torch.no_grad():
+        logits[name] = masked_lm(ids).logits.contiguous()
+        logits[name + "/AutoModel"] = auto(ids).logits.contiguous()
+    try:
+        AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+        facts[name] = {"causal_lm": "loaded"}
+    except ValueError:
+        facts[name] = {"causal_lm": "refused"}
+    facts[name]["class"] = type(masked_lm).__name__
+    facts[name]["dtype"] = str(masked_lm.dtype)
+save_file(logits, request["logits"])
+print(json.dumps(facts))
+"""
+
+SHIPPED_CODE = ("configuration_lit_illada.py", "modeling_lit_illada.py")
+
+# A LLaDA config.json names LLaDA's own code, which an export does not ship.
+LLADA_TRANSFORMERS_FIELDS = {
+    "model_type": "llada",
+    "architectures": ["LLaDAModelLM"],
+    "auto_map": {
+        "AutoConfig": "configuration_llada.LLaDAConfig",
+        "AutoModel": "modeling_llada.LLaDAModelLM",
+        "AutoModelForCausalLM": "modeling_llada.LLaDAModelLM",
+    },
+}
+
+
+def load_with_transformers(tmp_path: Path, folders: dict[str, Path], ids: dict[str, torch.Tensor]):
+    """(logits by name, facts by name) from TRANSFORMERS_SIDE run on ``folders``."""
+    request = {
+        "folders": {name: str(folder) for name, folder in folders.items()},
+        "ids": {name: tensor.tolist() for name, tensor in ids.items()},
+        "logits": str(tmp_path / "transformers_logits.safetensors"),
+    }
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", TRANSFORMERS_SIDE, json.dumps(request)],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return load_file(request["logits"]), json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_transformers_loads_the_export_with_lit_illada_logits(tmp_path):
+    from lit_illada.convert import main as convert
+
+    # Trained here: tied head, GQA (4 query heads on 2 key/value heads).
+    run_dir, trained, _ = training_run(tmp_path / "run")
+    convert(["to_hf", str(run_dir), str(tmp_path / "trained_hf")])
+    # Imported LLaDA: untied head, MHA, vocabulary padded to 112 rows, LLaDA's own auto_map.
+    llada_config = {**MHA_UNTIED, **LLADA_TRANSFORMERS_FIELDS}
+    tensors = hf_tensors(reference_model(MHA_UNTIED, torch.float32))
+    llada = write_hf_dir(tmp_path / "llada", tensors, llada_config)
+    convert(["from_hf", str(llada), str(tmp_path / "lit")])
+    convert(["to_hf", str(tmp_path / "lit"), str(tmp_path / "llada_hf")])
+
+    exported = json.loads((tmp_path / "llada_hf" / "config.json").read_text())
+    assert exported["model_type"] == "lit_illada" and exported["architectures"] == ["LitIlladaForMaskedLM"]
+    assert set(exported["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForMaskedLM"}
+    assert {key: exported[key] for key in MHA_UNTIED} == MHA_UNTIED  # LLaDA's own fields are kept
+
+    folders = {"trained_gqa_tied": tmp_path / "trained_hf", "llada_mha_untied": tmp_path / "llada_hf"}
+    ids = {"trained_gqa_tied": ids_for(trained), "llada_mha_untied": torch.arange(100).view(2, 50) % 100}
+    logits, facts = load_with_transformers(tmp_path, folders, ids)
+    for name, folder in folders.items():
+        with torch.no_grad():
+            expected = lit_illada.load(folder).net(ids[name])
+        assert expected.dtype == torch.float32
+        torch.testing.assert_close(logits[name], expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(logits[name + "/AutoModel"], expected, atol=1e-5, rtol=0)
+        assert facts[name] == {
+            "causal_lm": "refused", "class": "LitIlladaForMaskedLM", "dtype": "torch.float32"
+        }  # fmt: skip
+
+
+def test_shipped_configuration_implements_the_switches_import_accepts():
+    from lit_illada.checkpoints import hf
+    from lit_illada.checkpoints.hf_modeling.configuration_lit_illada import SUPPORTED_SETTINGS
+
+    assert SUPPORTED_SETTINGS == hf.ARCHITECTURE_SETTINGS
+
+
+def test_push_to_hub_uploads_the_export_with_a_model_card(tmp_path, monkeypatch, capsys):
+    from unittest import mock
+
+    from huggingface_hub import HfApi
+
+    from lit_illada.convert import main as convert
+
+    run_dir, _, run_config = training_run(tmp_path / "run", "trainer.max_steps=37", "seed=4321")
+    out = tmp_path / "export"
+    uploaded = {}
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):  # what would go to the Hub
+        uploaded.update({p.name: p.read_bytes() for p in Path(folder_path).iterdir()})
+        return mock.Mock(commit_url=f"https://huggingface.co/{repo_id}/commit/abc")
+
+    # Only the remote is mocked: HfApi's two network calls. Everything on disk is real.
+    with (
+        mock.patch.object(HfApi, "create_repo", autospec=True) as create_repo,
+        mock.patch.object(HfApi, "upload_folder", autospec=True, side_effect=upload_folder) as upload,
+    ):
+        convert(["to_hf", str(run_dir), str(out), "--push-to-hub", "someone/tiny-llada", "--private"])
+
+    create_repo.assert_called_once_with(
+        mock.ANY, "someone/tiny-llada", repo_type="model", private=True, exist_ok=True
+    )
+    assert upload.call_args.kwargs["repo_id"] == "someone/tiny-llada"
+    assert Path(upload.call_args.kwargs["folder_path"]) == out
+    assert set(uploaded) == {"config.json", "model.safetensors", "README.md", *SHIPPED_CODE}
+    assert "https://huggingface.co/someone/tiny-llada/commit/abc" in capsys.readouterr().out
+
+    card = uploaded["README.md"].decode()
+    assert card.startswith("---\nlibrary_name: transformers\n")
+    assert 'AutoModelForMaskedLM.from_pretrained("someone/tiny-llada", trust_remote_code=True)' in card
+    assert "| attention heads (key/value heads) | 4 (2) |" in card and "| mask token id | 259 |" in card
+    assert f"`{run_dir / 'checkpoints' / 'last.ckpt'}`" in card
+    # The training config, as the run resolved it.
+    assert "max_steps: 37" in card and "seed: 4321" in card
+    assert f"lr: {run_config['optimizer']['lr']}" in card and "_target_: lit_illada.diffusion." in card
+
+
+def test_model_card_of_imported_weights_names_their_source(case, tmp_path):
+    hf_dir, _, _ = case
+    lit_dir = import_hf(hf_dir, tmp_path / "lit")
+    card = (export_hf(lit_dir, tmp_path / "out") / "README.md").read_text()
+    assert f"imported from the Hugging Face checkpoint `{hf_dir.resolve()}`" in card
+    assert "No training configuration was recorded" in card
+
+
+@pytest.mark.parametrize(
+    "run_overrides, args, message",
+    [
+        ([], ["--push-to-hub", "a/b/c"], "--push-to-hub 'a/b/c' is not a Hub repo id"),
+        ([], ["--private"], "--private applies to the repo that --push-to-hub creates; add --push-to-hub"),
+        (["objective=autoregressive"], [], "trained with the autoregressive objective (causal attention)"),
+    ],
+    ids=["bad-repo-id", "private-without-push", "autoregressive-checkpoint"],
+)
+def test_to_hf_refuses_bad_input_before_writing(tmp_path, capsys, run_overrides, args, message):
+    from unittest import mock
+
+    from huggingface_hub import HfApi
+
+    from lit_illada.convert import main as convert
+
+    run_dir, _, _ = training_run(tmp_path / "run", *run_overrides)
+    before = sorted(run_dir.rglob("*"))
+    with mock.patch.object(HfApi, "create_repo") as create_repo, pytest.raises(SystemExit) as exit_:
+        convert(["to_hf", str(run_dir), str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "out").exists() and sorted(run_dir.rglob("*")) == before
+    create_repo.assert_not_called()
+
+
+def test_failed_upload_says_the_folder_is_written_and_how_to_upload_it(tmp_path, capsys):
+    from unittest import mock
+
+    from huggingface_hub import HfApi
+
+    from lit_illada.convert import main as convert
+
+    run_dir, _, _ = training_run(tmp_path / "run")
+    # The remote refuses (no token here); mocked so that no test ever reaches the network.
+    refusal = OSError("401 Client Error: Unauthorized")
+    with mock.patch.object(HfApi, "create_repo", side_effect=refusal), pytest.raises(SystemExit) as exit_:
+        convert(["to_hf", str(run_dir), str(tmp_path / "out"), "--push-to-hub", "someone/tiny-llada"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert f"{tmp_path / 'out'} was written, but uploading it to someone/tiny-llada failed: 401" in err
+    assert f"`hf upload someone/tiny-llada {tmp_path / 'out'}`" in err
+    assert (tmp_path / "out" / "config.json").is_file()

@@ -4,7 +4,9 @@ The HF layout (REFERENCE.md, "HF checkpoint layout") is LLaDA's: keys under
 ``model.transformer.``, bf16 safetensors shards named by ``model.safetensors.index.json``,
 and an OLMo-style ``config.json``. lit_illada's layout is one ``model.safetensors`` holding
 the ``Transformer``'s own parameter names plus a ``config.json`` holding ``ModelConfig``'s
-fields, the mask id and where the weights came from.
+fields, the mask id and where the weights came from. An export also ships the transformers
+code for the weights (``hf_modeling``: ``AutoModelForMaskedLM.from_pretrained(dir,
+trust_remote_code=True)`` loads it) and a model card (``hf_card``).
 
 An 8B checkpoint is 16 GB in bf16, so nothing here holds a whole checkpoint, or even a whole
 shard, in memory: tensors are read one at a time from memory-mapped shards (one shard mapped
@@ -32,6 +34,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from lit_illada.checkpoints import hf_modeling
+from lit_illada.checkpoints.hf_card import model_card
 from lit_illada.core.model import ModelConfig, Transformer
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+CARD_FILE = "README.md"
 LIT_FORMAT = "lit_illada"  # config.json["format"] of a directory that import_hf wrote
 HF_SOURCE_FORMAT = "llada-hf"
 DEFAULT_SHARD_BYTES = 5 * 10**9  # the transformers default ("5GB")
@@ -571,8 +576,8 @@ def _write_lit_config(folder: Path, cfg: ModelConfig, mask_id: int, source: dict
     _write_json(folder / CONFIG_FILE, data)
 
 
-def _prepare_output(out_dir: Path, overwrite: bool, source: Path | None) -> None:
-    """Create ``out_dir``; refuse to mix with a model already there unless ``overwrite``.
+def _prepare_output(out_dir: Path, overwrite: bool, source: Path | None, also: tuple[str, ...] = ()) -> None:
+    """Create ``out_dir``; refuse to mix with a model (or the ``also`` files) there unless ``overwrite``.
 
     With ``overwrite`` the old config.json goes first, so an interrupted conversion leaves a
     directory that no loader mistakes for a complete model. Writing into the source
@@ -581,7 +586,7 @@ def _prepare_output(out_dir: Path, overwrite: bool, source: Path | None) -> None
     if source is not None and out_dir.resolve() == source.resolve():
         raise ValueError(f"out_dir={out_dir} is the directory being converted; choose another out_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
-    patterns = (CONFIG_FILE, INDEX_FILE, "model*.safetensors")
+    patterns = (CONFIG_FILE, INDEX_FILE, "model*.safetensors", *also)
     existing = sorted({file for pattern in patterns for file in out_dir.glob(pattern)})
     if existing and not overwrite:
         names = ", ".join(file.name for file in existing[:4])
@@ -727,7 +732,12 @@ class _ExportSource:
     reader: TensorReader
     hf_config: dict | None  # the config.json it was imported from, if any
     folder: Path | None  # where tokenizer files may be
-    where: str
+    where: str  # names the source in error messages
+    description: str = ""  # what the model card says was exported; default: where
+
+
+# Written by export_hf besides the weights and config.json: the transformers code and the card.
+EXPORT_FILES = (*hf_modeling.SOURCE_FILES, CARD_FILE)
 
 
 def export_hf(
@@ -739,14 +749,26 @@ def export_hf(
     shard_size_bytes: int = DEFAULT_SHARD_BYTES,
     dtype: torch.dtype | str | None = None,
     overwrite: bool = False,
+    run_config: Mapping | None = None,
+    exported_from: str | None = None,
+    model_id: str | None = None,
 ) -> Path:
-    """Write the HF LLaDA layout (safetensors shards, index JSON, config.json); returns ``out_dir``.
+    """Write the HF LLaDA layout plus what transformers loads it with; returns ``out_dir``.
 
     ``source`` is a lit_illada model directory, a ``Transformer`` (e.g. from
     ``lit_illada.load``, which also gives the mask id), or a state dict with ``config`` and
-    ``mask_id``. Importing the result gives back identical tensors; exporting an imported
-    directory gives back the original tensors and config.json. One shard is written as
-    ``model.safetensors`` without an index, as ``transformers`` does.
+    ``mask_id``. The folder holds safetensors shards (one shard is written as
+    ``model.safetensors`` without an index, as ``transformers`` does), ``config.json``,
+    ``configuration_lit_illada.py`` / ``modeling_lit_illada.py`` (so
+    ``AutoModelForMaskedLM.from_pretrained(out_dir, trust_remote_code=True)`` loads it) and a
+    model card ``README.md`` that lists ``run_config`` (the training config, when known), says
+    what the weights were ``exported_from`` and loads them as ``model_id`` (default: the
+    folder's name; the Hub repo id when pushing).
+
+    Importing the result gives back identical tensors; exporting an imported directory gives
+    back the original tensors and config.json, except the transformers entries
+    (``model_type``, ``architectures``, ``auto_map``, ``torch_dtype``), which describe the
+    code shipped here.
     """
     if shard_size_bytes <= 0:
         raise ValueError(f"shard_size_bytes={shard_size_bytes} must be positive")
@@ -759,14 +781,31 @@ def export_hf(
     ours_of = {theirs: ours for ours, theirs in theirs_of.items()}
     with origin.reader as reader:
         check_tensors(reader, parameter_shapes(origin.config), where=origin.where)
-        _prepare_output(out_dir, overwrite, source=origin.folder)
+        _prepare_output(out_dir, overwrite, source=origin.folder, also=EXPORT_FILES)
         entries = [(theirs_of[ours], reader.spec(ours).cast(dtype)) for ours in theirs_of]
         _write_shards(
             out_dir, entries, shard_size_bytes, lambda theirs: _cast(reader.get(ours_of[theirs]), dtype)
         )
     if origin.folder is not None:
         _copy_tokenizer_files(origin.folder, out_dir)
-    _write_json(out_dir / CONFIG_FILE, _hf_config_for(origin.config, mask_id, origin.hf_config))
+    stored_dtype = str(entries[0][1].dtype).removeprefix("torch.")  # the embedding's
+    hf_modeling.copy_sources(out_dir)
+    card = model_card(
+        model_id or out_dir.resolve().name,
+        origin.config,
+        mask_id,
+        n_params=sum(torch.Size(spec.shape).numel() for _, spec in entries),
+        dtype=stored_dtype,
+        run_config=run_config,
+        origin=exported_from or origin.description or origin.where,
+    )
+    (out_dir / CARD_FILE).write_text(card, encoding="utf-8")
+    hf_config = {
+        **_hf_config_for(origin.config, mask_id, origin.hf_config),
+        **hf_modeling.TRANSFORMERS_FIELDS,  # the code shipped here, not the code it was imported with
+        "torch_dtype": stored_dtype,
+    }
+    _write_json(out_dir / CONFIG_FILE, hf_config)  # last: its presence marks a complete folder
     return out_dir
 
 
@@ -780,20 +819,28 @@ def _export_source(source: object, config: ModelConfig | None) -> _ExportSource:
             )
         meta = read_lit_dir(folder)
         reader = SafetensorsReader([folder / WEIGHTS_FILE])
-        hf_config = meta.source.get("hf_config") if meta.source.get("format") == HF_SOURCE_FORMAT else None
-        return _ExportSource(meta.config, meta.mask_id, reader, hf_config, folder, str(folder))
+        imported = meta.source.get("format") == HF_SOURCE_FORMAT
+        hf_config = meta.source.get("hf_config") if imported else None
+        description = f"`{folder}`" + (
+            f", imported from the Hugging Face checkpoint `{meta.source.get('path')}`" if imported else ""
+        )
+        return _ExportSource(meta.config, meta.mask_id, reader, hf_config, folder, str(folder), description)
     if isinstance(source, nn.Module):
         if not isinstance(getattr(source, "config", None), ModelConfig):
             raise TypeError(
                 f"export_hf: a {type(source).__name__} is not a lit_illada Transformer (no ModelConfig)"
             )
         reader = StateDictReader(dict(source.named_parameters()))  # a tied head is listed once, as wte
-        return _ExportSource(source.config, getattr(source, "mask_id", None), reader, None, None, "the model")
+        return _ExportSource(
+            source.config, getattr(source, "mask_id", None), reader, None, None, "the model",
+            "a `Transformer` passed to `export_hf`",
+        )
     if isinstance(source, Mapping):
         if config is None:
             raise ValueError("export_hf: a state dict needs config=ModelConfig(...) to name its shapes")
         return _ExportSource(
-            config, None, StateDictReader(_untie(source, config)), None, None, "the state dict"
+            config, None, StateDictReader(_untie(source, config)), None, None, "the state dict",
+            "a state dict passed to `export_hf`",
         )
     raise TypeError(
         f"export_hf: cannot export a {type(source).__name__}; pass a directory, Transformer or state dict"
