@@ -10,24 +10,38 @@ from analysis.local_runs import local_run
 from analysis.records import is_run_dir
 from analysis.rows import RunData
 
+JOURNAL_PREFIX = "journal://"  # the sweep driver's storage=journal:///<file> (lit_illada/sweeping/study.py)
+
 
 def open_study(storage: str, study_name: str | None = None, default: str | None = None) -> Any:
-    """The named study; unnamed, ``default`` if the storage has it, else its only study."""
+    """The named study; unnamed, ``default`` if the storage has it, else its only study.
+
+    ``storage`` is any URL the sweep driver writes to: ``sqlite:///<file>``, a database URL, or
+    ``journal:///<file>`` (Optuna's journal file).
+    """
     import optuna  # noqa: PLC0415 - slow import, only when asked
 
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
+    url = storage
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         # Optuna would create an empty database here; a typo should fail instead.
-        raise FileNotFoundError(f"{storage}: no such SQLite file")
+        raise FileNotFoundError(f"{url}: no such SQLite file")
+    if url.startswith(JOURNAL_PREFIX):
+        path = Path(url.removeprefix(JOURNAL_PREFIX))
+        if not path.is_file():  # the journal backend would create an empty one
+            raise FileNotFoundError(f"{url}: no such journal file")
+        from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     names = optuna.get_all_study_names(storage=storage)
     if study_name is None and default in names:
         study_name = default
     if study_name is None:
         if len(names) != 1:
-            raise ValueError(f"{storage} holds studies {names}: name one as optuna:<storage>#<study>")
+            raise ValueError(f"{url} holds studies {names}: name one as optuna:<storage>#<study>")
         study_name = names[0]
     elif study_name not in names:
-        raise ValueError(f"{storage} has no study {study_name!r}; it has {names}")
+        raise ValueError(f"{url} has no study {study_name!r}; it has {names}")
     return optuna.load_study(study_name=study_name, storage=storage)
 
 

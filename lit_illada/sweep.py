@@ -5,9 +5,10 @@
     python -m lit_illada.sweep sweep=objective -- trainer=gpu        # every trial trains on a GPU
 
 Options (before ``--``) are the keys of conf/sweep.yaml; everything after ``--`` is passed to
-every trial's ``python -m lit_illada.train``. The search space, objectives, sampler and
-pruner live in the sweep file. Re-running the same command resumes the study and runs only
-the missing trials; starting it N times (a SLURM array) shares the trials out.
+every trial's ``python -m lit_illada.train`` and is part of the study (another ``-- ckpt=``
+needs another ``study=``). The search space, objectives, sampler and pruner live in the sweep
+file. Re-running the same command resumes the study and runs only the missing trials;
+starting it N times (a SLURM array) shares the trials out.
 
 Hydra's --multirun is not used: each trial is its own subprocess (see lit_illada.sweeping).
 """

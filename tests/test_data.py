@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import pickle
+import re
 import shutil
 import sysconfig
 import textwrap
@@ -33,7 +34,7 @@ from lit_illada.data import (
 )
 from lit_illada.data.cache import cache_path, tokenized_split
 from lit_illada.data.packing import pack_sequences, token_dtype, tokenize_documents
-from lit_illada.data.sft import encode_sft, split_examples
+from lit_illada.data.sft import encode_sft, fitting_seq_len, split_examples
 from lit_illada.data.splits import split_of, unit_interval_hash
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -162,6 +163,16 @@ def test_hf_tokenizer_errors(bpe_path: Path, tmp_path: Path) -> None:
         HFTokenizer(str(bpe_path), eos_token="<nope>")
     with pytest.raises(FileNotFoundError, match="tokenizer.path"):
         HFTokenizer(str(tmp_path / "missing.json"))
+    settings = tmp_path / "settings.json"  # JSON, but not a tokenizer: the key and the file are named
+    settings.write_text(json.dumps({"lr": 0.001}))
+    with pytest.raises(ValueError, match=r"tokenizer.path=.*settings.json is not a Hugging Face tokenizer"):
+        HFTokenizer(str(settings))
+    folder = tmp_path / "broken_config"
+    folder.mkdir()
+    shutil.copy(bpe_path, folder / "tokenizer.json")
+    (folder / "tokenizer_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"tokenizer_config.json is not valid JSON"):
+        HFTokenizer(str(folder))
 
 
 # --- splits and corpora -------------------------------------------------------------------
@@ -395,6 +406,25 @@ def test_jsonl_sft_source(tmp_path: Path) -> None:
         list(JsonlSFTSource(str(path)).examples())
     with pytest.raises(FileNotFoundError, match="data.source.path"):
         JsonlSFTSource(str(tmp_path / "missing.jsonl"))
+
+
+def test_sft_text_that_is_the_mask_token_is_refused_with_its_line(bpe_path: Path, tmp_path: Path) -> None:
+    """Generation refuses a prompt holding the mask id; training data holding it is refused too."""
+    tokenizer = HFTokenizer(str(bpe_path))
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a <|mdm_mask|>"}]
+    chat = {"messages": turns}
+    path = tmp_path / "sft.jsonl"
+    path.write_text(json.dumps({"prompt": "a", "response": "b"}) + "\n" + json.dumps(chat) + "\n")
+    source = JsonlSFTSource(str(path))
+    refused = re.escape("sft.jsonl:2: the response contains '<|mdm_mask|>', which the tokenizer encodes")
+    with pytest.raises(ValueError, match=refused):
+        encode_sft(source.examples(), tokenizer, 64)
+    with pytest.raises(ValueError, match=refused):  # data.seq_len=auto reads the data first
+        fitting_seq_len(source, tokenizer)
+    assert len(encode_sft(source.examples(), BYTE, 64)) == 2  # bytes never encode to the byte mask id
+    without_file = re.escape("the example with prompt 'x <|mdm_mask|>'")  # no file: named by its prompt
+    with pytest.raises(ValueError, match=without_file):
+        encode_sft([SFTExample("x <|mdm_mask|>", "y")], tokenizer, 64)
 
 
 def test_stdlib_function_source_yields_real_functions(small_stdlib: Path, tmp_path: Path) -> None:

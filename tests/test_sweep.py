@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import optuna
@@ -23,6 +24,7 @@ from lit_illada.sweeping.definition import format_value
 from lit_illada.sweeping.driver import compose_options, plan_sweep
 from lit_illada.sweeping.errors import SweepConfigError
 from lit_illada.sweeping.objective import trial_env
+from lit_illada.sweeping.study import open_storage, open_study
 from lit_illada.sweeping.workers import count
 from tests.runs import FAST
 
@@ -36,12 +38,14 @@ TINY_TRIAL = [
     "trainer.log_every_n_steps=2",
 ]
 NLL = {"metric": "val/nll", "direction": "minimize"}
+GRID = {"_target_": "optuna.samplers.GridSampler"}
+RANDOM = {"_target_": "optuna.samplers.RandomSampler"}
 
 
 def write_sweep(folder: Path, name: str, **fields) -> Path:
     spec = {
         "command": "train",
-        "sampler": {"type": "grid"},
+        "sampler": GRID,
         "objectives": [NLL],
         "space": {"optimizer.lr": {"type": "categorical", "choices": [0.003, 0.001]}},
         "fixed": TINY_TRIAL,
@@ -194,14 +198,14 @@ def test_pruned_trial_is_killed_early(tmp_path, cache_dir, capsys):
     sweep = write_sweep(
         tmp_path,
         "prune",
-        sampler={"type": "random"},
+        sampler=RANDOM,
         n_trials=2,
         space={
             "optimizer.lr": {"type": "categorical", "choices": [0.003, 1e-7]},
             "trainer.max_steps": {"type": "categorical", "choices": [4, 400]},
         },
         intermediate="val/nll",
-        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        pruner={"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 0},
         fixed=[*trial_fixed, "lr_schedule=constant"],
     )
     study = optuna.create_study(study_name="prune", storage=f"sqlite:///{tmp_path / 'prune.db'}")
@@ -233,7 +237,7 @@ def test_stale_trial_is_retried_with_its_params(tmp_path, cache_dir):
     sweep = write_sweep(
         tmp_path,
         "retry",
-        sampler={"type": "random"},
+        sampler=RANDOM,
         n_trials=1,
         space={"optimizer.lr": {"type": "categorical", "choices": [-1, 0.003]}},
     )
@@ -251,7 +255,7 @@ def test_multi_objective_sweep_on_a_journal_gives_a_pareto_front(tmp_path, cache
     sweep = write_sweep(
         tmp_path,
         "pareto",
-        sampler={"type": "random", "seed": 0},
+        sampler={"type": "random", "seed": 0},  # the shorthand for optuna.samplers.RandomSampler
         n_trials=2,
         objectives=[NLL, {"metric": "train/tokens_per_s", "direction": "maximize"}],
         space={"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
@@ -262,12 +266,20 @@ def test_multi_objective_sweep_on_a_journal_gives_a_pareto_front(tmp_path, cache
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     study = optuna.load_study(study_name="pareto", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert study.metric_names == ["val/nll", "train/tokens_per_s"]  # what optuna-dashboard shows
     front = study.best_trials
     assert front and all(len(t.values) == 2 for t in front)
     out = capsys.readouterr().out
     assert "Pareto front (* above; minimize val/nll, maximize train/tokens_per_s)" in out
     for trial in front:
         assert f"  trial {trial.number}: val/nll=" in out
+
+    # analysis reads the journal the driver wrote, trials joined with their run records.
+    from analysis import load_runs  # noqa: PLC0415
+
+    table = load_runs(f"optuna:journal://{journal}#pareto")
+    assert sorted(table["trial"]) == [0, 1]
+    assert sorted(table["val/nll"]) == sorted(t.values[0] for t in study.trials)
 
 
 # -- mistakes caught before any trial runs -----------------------------------------------------------
@@ -314,8 +326,17 @@ def test_unknown_group_option_in_space_is_named(tmp_path, cache_dir, capsys):
             "log=true needs low > 0",
         ),
         ({"pruner": {"type": "median"}, "objectives": [NLL, NLL]}, "cannot prune multi-objective"),
+        (
+            {"pruner": {"_target_": "optuna.pruners.HyperbandPruner"}, "objectives": [NLL, NLL]},
+            "cannot prune multi-objective",
+        ),
         ({"n_trials": 3}, "n_trials=3 exceeds the 2 points of the grid"),
-        ({"sampler": {"type": "cmaes"}}, "sampler.type='cmaes': choose one of tpe, random, nsga2, grid"),
+        ({"sampler": {"type": "cmaes"}}, "sampler.type: 'cmaes': choose one of tpe, random, nsga2, grid"),
+        ({"sampler": {"_target_": ""}}, "sampler: expected {_target_: optuna.samplers.TPESampler"),
+        (
+            {"sampler": {**GRID, "search_space": {"optimizer.lr": [1]}}},
+            "sampler.search_space: the grid comes from the sweep's space",
+        ),
         ({"fixed": [*TINY_TRIAL, "optimizer.lr=0.1"]}, "space.optimizer.lr: is also set in fixed"),
         ({"fixed": ["name=mine"]}, "name: is set by the sweep"),
         (
@@ -393,13 +414,76 @@ def test_evaluate_sweep_needs_the_checkpoint_after_the_double_dash():
         plan_sweep(compose_options(["sweep=denoising_steps"]), [])
 
 
+def zip_checkpoint(path: Path) -> Path:
+    """A file that looks like a checkpoint to the driver (a zip archive, as torch.save writes); the
+    trial's own loader would check the rest."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data.pkl", b"")
+    return path
+
+
 @pytest.mark.parametrize("preset", [None, "tiny"])
-def test_sft_epochs_sweep_composes_and_evaluates_every_epoch(preset):
+def test_sft_epochs_sweep_composes_and_evaluates_every_epoch(preset, tmp_path):
     options = ["sweep=sft_epochs"] + ([f"preset={preset}"] if preset else [])
-    plan = plan_sweep(compose_options(options), [])
+    plan = plan_sweep(compose_options(options), [f"init_from={zip_checkpoint(tmp_path / 'base.ckpt')}"])
     assert plan.n_trials == 6  # masking x lr
+    assert isinstance(plan.sampler, optuna.samplers.GridSampler)
+    assert isinstance(plan.pruner, optuna.pruners.MedianPruner)
     assert plan.command.every == "epoch"
+    assert "data=sort" in plan.base_overrides and "tasks=[sort]" in plan.command.overrides
+    assert plan.definition.objectives[0].metric == "sort/exact_match"
     assert ("limit=4" in plan.command.overrides) == (preset == "tiny")
+
+
+@pytest.mark.parametrize("preset", [None, "tiny"])
+def test_denoising_steps_sweep_composes_on_the_sort_task(preset, tmp_path):
+    options = ["sweep=denoising_steps"] + ([f"preset={preset}"] if preset else [])
+    plan = plan_sweep(compose_options(options), [f"ckpt={zip_checkpoint(tmp_path / 'model.ckpt')}"])
+    assert [o.metric for o in plan.definition.objectives] == ["sort/exact_match", "sort/nfe"]
+    assert isinstance(plan.sampler, optuna.samplers.NSGAIISampler)
+    # Every block length divides the fixed gen_length, and every step count is a multiple of the blocks.
+    (gen_length,) = (int(o.split("=")[1]) for o in plan.base_overrides if o.startswith("sampler.gen_length="))
+    choices = {d.key: d.candidates() for d in plan.definition.space.dimensions}
+    blocks, steps = choices["sampler.block_length"], choices["sampler.steps"]
+    assert all(gen_length % b == 0 and all(s % (gen_length // b) == 0 for s in steps) for b in blocks)
+
+
+def test_any_optuna_sampler_and_pruner_by_target(tmp_path, cache_dir):
+    sweep = write_sweep(
+        tmp_path, "targets", n_trials=4,
+        sampler={"_target_": "optuna.samplers.GPSampler", "seed": 0, "n_startup_trials": 2},
+        pruner={"_target_": "optuna.pruners.HyperbandPruner", "min_resource": 1, "reduction_factor": 2},
+    )
+    plan = plan_sweep(compose_options([f"sweep={sweep}"]), [f"data.cache_dir={cache_dir}"])
+    assert isinstance(plan.sampler, optuna.samplers.GPSampler) and plan.sampler._n_startup_trials == 2
+    assert isinstance(plan.pruner, optuna.pruners.HyperbandPruner)
+    # Nested components are built too: a sampler that wraps another.
+    sweep = write_sweep(
+        tmp_path, "nested", n_trials=2,
+        sampler={"_target_": "optuna.samplers.PartialFixedSampler", "fixed_params": {"optimizer.lr": 0.001},
+                 "base_sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 1}},
+    )
+    plan = plan_sweep(compose_options([f"sweep={sweep}"]), [])
+    assert isinstance(plan.sampler._base_sampler, optuna.samplers.TPESampler)
+
+
+def test_the_arguments_after_the_double_dash_belong_to_the_study(tmp_path, monkeypatch):
+    """The identity check itself, on a real SQLite study: the same model spelled two ways resumes;
+    another model is refused (through the command line: tests/test_bad_input_sweep.py)."""
+    monkeypatch.chdir(tmp_path)
+    model_a, model_b = zip_checkpoint(tmp_path / "a.ckpt"), zip_checkpoint(tmp_path / "b.ckpt")
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", None, None, 0)
+
+    def open_with(ckpt: str) -> optuna.Study:
+        plan = plan_sweep(compose_options(["sweep=denoising_steps", "preset=tiny"]), [f"ckpt={ckpt}"])
+        return open_study(storage, plan.definition, plan.study_name, plan.identity, plan.sampler, plan.pruner)
+
+    first = open_with(str(model_a))
+    assert first.user_attrs["sweep"]["overrides"] == [f"ckpt={model_a.resolve()}"]
+    open_with("./a.ckpt")  # the same file, relative: resumes
+    refused = r"was started with `-- ckpt=.*a.ckpt`, this command gives `-- ckpt=.*b.ckpt`"
+    with pytest.raises(SweepConfigError, match=refused):
+        open_with(str(model_b))
 
 
 def test_evaluate_overrides_are_checked_against_the_evaluate_config(tmp_path):
@@ -420,10 +504,13 @@ def test_denoising_steps_sweep_evaluates_each_trial_and_gives_a_pareto_front(tmp
 
     study = load(tmp_path, "denoising_steps")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert study.metric_names == ["sort/exact_match", "sort/nfe"]  # what optuna-dashboard shows
+    # The sweep file's {_target_: optuna.samplers.NSGAIISampler, ...} drew every trial (its mark in storage).
+    assert all(t.system_attrs.get("NSGAIISampler:generation") == 0 for t in study.trials)
     for trial in study.trials:
         results = json.loads((Path(trial.user_attrs["run_dir"]) / "results.json").read_text())
-        task = results["tasks"]["docstring_to_body"]
-        assert trial.values == [task["edit_similarity"], task["nfe"]]
+        task = results["tasks"]["sort"]
+        assert trial.values == [task["exact_match"], task["nfe"]]
         assert results["config"]["sampler"]["block_length"] == trial.params["sampler.block_length"]
         if trial.params["sampler"] == "confidence":  # one forward per step
             assert task["nfe"] == trial.params["sampler.steps"]
@@ -431,22 +518,24 @@ def test_denoising_steps_sweep_evaluates_each_trial_and_gives_a_pareto_front(tmp
 
 
 @pytest.mark.slow
-def test_sft_epochs_sweep_reports_every_epoch_and_keeps_the_best(tmp_path, cache_dir):
-    """train_then_evaluate: SFT for 2 epochs, each epoch's checkpoint evaluated by a real evaluate run."""
+def test_sft_epochs_sweep_reports_every_epoch_and_keeps_the_best(tmp_path, trained_run):
+    """train_then_evaluate: SFT on sort for 2 epochs from a base (the tiny preset's model), each
+    epoch's checkpoint evaluated by a real evaluate run."""
     argv = ["sweep=sft_epochs", "preset=tiny", "n_trials=1", f"sweeps_root={tmp_path}", "poll_interval=0.2",
-            "--", f"data.source.cache_dir={cache_dir}"]
+            "wandb=false", "--", f"init_from={trained_run}"]
     assert main(argv) == 0
 
     (trial,) = load(tmp_path, "sft_epochs").trials
     assert trial.state == TrialState.COMPLETE
     run_dir = Path(trial.user_attrs["run_dir"])
-    assert sorted(p.name for p in (run_dir / "checkpoints").glob("epoch-*.ckpt")) == ["epoch-1.ckpt", "epoch-2.ckpt"]
+    epochs = sorted(p.name for p in (run_dir / "checkpoints").glob("epoch-*.ckpt"))
+    assert epochs == ["epoch-1.ckpt", "epoch-2.ckpt"]
     scores = {
-        epoch: json.loads((run_dir / "results" / f"epoch-{epoch}.json").read_text())["tasks"]["docstring_to_body"]
+        epoch: json.loads((run_dir / "results" / f"epoch-{epoch}.json").read_text())["tasks"]["sort"]
         for epoch in (1, 2)
     }
-    assert trial.intermediate_values == {e: scores[e]["edit_similarity"] for e in (1, 2)}
-    assert trial.value == max(s["edit_similarity"] for s in scores.values())
+    assert trial.intermediate_values == {e: scores[e]["exact_match"] for e in (1, 2)}
+    assert trial.value == max(s["exact_match"] for s in scores.values())
     assert json.loads((run_dir / "results" / "epoch-2.json").read_text())["epoch"] == 2
 
 

@@ -234,6 +234,9 @@ def _text_files(files: list[str], every_file: bool) -> Iterator[str | None]:
 def _text_column(dataset: Any, field: str, source: str) -> Iterator[str | None]:
     """The ``field`` column of a (possibly streaming) dataset, read in batches for speed."""
     columns = dataset.column_names
+    if columns is None:  # streaming, features not inferred (older datasets): the first row's fields
+        first = next(iter(dataset), None)
+        columns = None if first is None else list(first)
     if columns is not None and field not in columns:
         raise ValueError(
             f"data.corpus.text_field={field!r}: {source} has no such field; fields found: {columns}"

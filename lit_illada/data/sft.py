@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,6 +40,7 @@ CHAT_TURN_TEMPLATE = "<|{role}|>\n{content}\n"
 class SFTExample:
     prompt: str
     response: str
+    origin: str | None = field(default=None, compare=False)  # "<file>:<line>", for error messages
 
 
 @runtime_checkable
@@ -86,14 +87,14 @@ class JsonlSFTSource:
             raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
         if "messages" in record and self.prompt_field not in record:
             return chat_example(record["messages"], where)
-        for key, field in (("prompt_field", self.prompt_field), ("response_field", self.response_field)):
-            if not isinstance(record.get(field), str):
-                problem = "is missing" if field not in record else "is not a string"
+        for key, name in (("prompt_field", self.prompt_field), ("response_field", self.response_field)):
+            if not isinstance(record.get(name), str):
+                problem = "is missing" if name not in record else "is not a string"
                 raise ValueError(
-                    f"{where}: field {field!r} {problem} (fields found: {sorted(record)}); "
+                    f"{where}: field {name!r} {problem} (fields found: {sorted(record)}); "
                     f"set data.source.{key}, or use a 'messages' chat record"
                 )
-        return SFTExample(record[self.prompt_field], record[self.response_field])
+        return SFTExample(record[self.prompt_field], record[self.response_field], origin=where)
 
 
 def chat_example(messages: Any, where: str) -> SFTExample:
@@ -109,7 +110,7 @@ def chat_example(messages: Any, where: str) -> SFTExample:
     last = assistant_turns[-1]
     turns = [CHAT_TURN_TEMPLATE.format(role=m["role"], content=m["content"]) for m in messages[:last]]
     prompt = "".join(turns) + "<|assistant|>\n"
-    return SFTExample(prompt, messages[last]["content"])
+    return SFTExample(prompt, messages[last]["content"], origin=where)
 
 
 class StdlibFunctionSFTSource:
@@ -176,6 +177,32 @@ class EncodedSFT:
         return len(self.input_ids)
 
 
+def refuse_mask_token(
+    examples: Sequence[SFTExample],
+    prompts: Sequence[np.ndarray],
+    responses: Sequence[np.ndarray],
+    tokenizer: Tokenizer,
+) -> None:
+    """Text that encodes to the mask id (an HF tokenizer matches its mask token's text, e.g.
+    ``<|mdm_mask|>``, anywhere in the input) would train the model on a "masked" position that
+    is not one; generation refuses such a prompt, so training must too. Raises ValueError naming
+    the file and line (or the example's prompt, for sources without a file)."""
+    mask_id = tokenizer.mask_id
+    if not any(np.any(ids == mask_id) for ids in (*prompts, *responses)):
+        return
+    for example, prompt, response in zip(examples, prompts, responses, strict=True):
+        for part, ids in (("prompt", prompt), ("response", response)):
+            if np.any(ids == mask_id):
+                where = example.origin or f"the example with prompt {example.prompt[:40]!r}"
+                mask_text = tokenizer.decode([mask_id], skip_special=False)
+                raise ValueError(
+                    f"{where}: the {part} contains {mask_text!r}, which the tokenizer encodes as its mask "
+                    f"token (id {mask_id}); the model could not tell it from a masked position. Remove "
+                    f"or rewrite it in the data (e.g. insert a space inside it), or pick another "
+                    f"tokenizer.mask_id"
+                )
+
+
 def encode_sft(
     examples: Iterable[SFTExample], tokenizer: Tokenizer, seq_len: int, truncate: bool = False
 ) -> EncodedSFT:
@@ -190,6 +217,7 @@ def encode_sft(
     examples = list(examples)
     prompts = tokenizer.encode_batch([example.prompt for example in examples])
     responses = tokenizer.encode_batch([example.response for example in examples])
+    refuse_mask_token(examples, prompts, responses, tokenizer)
 
     rows: list[tuple[np.ndarray, np.ndarray]] = []
     num_dropped = num_truncated = 0
@@ -222,5 +250,6 @@ def fitting_seq_len(source: SFTSource, tokenizer: Tokenizer, multiple: int = 8) 
         raise ValueError("data.seq_len=auto: the data source has no examples")
     prompts = tokenizer.encode_batch([e.prompt for e in examples])
     responses = tokenizer.encode_batch([e.response for e in examples])
+    refuse_mask_token(examples, prompts, responses, tokenizer)
     longest = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True)) + 2
     return -(-longest // multiple) * multiple

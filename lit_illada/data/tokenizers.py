@@ -193,12 +193,23 @@ def _load_backend(path: str) -> tuple[Any, dict[str, str]]:
                 f"tokenizer.path={path!r}: the folder has no tokenizer.json; "
                 "point tokenizer.path at a tokenizer.json file or a folder that holds one"
             )
-        return tokenizers.Tokenizer.from_file(str(file)), _declared_special_tokens(local)
+        return _read_tokenizer_file(path, file), _declared_special_tokens(local)
     if local.is_file():
-        return tokenizers.Tokenizer.from_file(str(local)), _declared_special_tokens(local.parent)
+        return _read_tokenizer_file(path, local), _declared_special_tokens(local.parent)
     if _looks_local(path):
         raise FileNotFoundError(f"tokenizer.path={path!r}: no such file or folder")
     return _load_from_hub(path)
+
+
+def _read_tokenizer_file(path: str, file: Path) -> Any:
+    """``tokenizers.Tokenizer.from_file``, whose errors name neither the file nor what it expected."""
+    try:
+        return tokenizers.Tokenizer.from_file(str(file))
+    except Exception as err:  # the Rust side raises a bare Exception ("expected `,` or `}` at line 1 ...")
+        raise ValueError(
+            f"tokenizer.path={path!r}: {file} is not a Hugging Face tokenizer.json ({err}); point "
+            "tokenizer.path at the tokenizer.json a tokenizer's save_pretrained writes, or at its folder"
+        ) from None
 
 
 def _load_from_hub(repo_id: str) -> tuple[Any, dict[str, str]]:
@@ -227,7 +238,12 @@ def _declared_special_tokens(folder: Path) -> dict[str, str]:
         file = folder / filename
         if not file.is_file():
             continue
-        config = json.loads(file.read_text(encoding="utf-8"))
+        try:
+            config = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"tokenizer.path: {file} is not valid JSON ({err}); fix or remove it") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"tokenizer.path: {file} is not a JSON object; fix or remove it")
         for key in ("eos_token", "bos_token", "pad_token", "mask_token"):
             value = config.get(key)
             if isinstance(value, dict):  # {"content": "<|endoftext|>", "lstrip": false, ...}

@@ -2,10 +2,12 @@
 
 errors      SweepConfigError (exit code 2), TrialFailed, SweepInterrupted
 definition  find a sweep file (sweeps/<name>.yaml) and parse and check it, search space included
-validate    compose the train config for every candidate value before any trial runs
+validate    before any trial runs: the required keys, the checkpoints named, every candidate composed
+model_paths the checkpoints named by ckpt= and init_from= exist and look like checkpoints
 commands    what a trial runs (train, evaluate, train_then_evaluate) and where it leaves its metrics
 objective   one trial: params -> subprocesses (own process group, own GPUs) -> pruning -> metrics
-study       the storage (SQLite by default, any database URL, a journal file), sampler, pruner, study
+study       the storage (SQLite by default, any database URL, a journal file), sampler and pruner
+            (Hydra _target_), the study and its identity
 workers     the trial budget handed out exactly once; worker threads, interruption, stale trials
 report      per-trial lines, the trials table, best trial or Pareto front, trials.csv, the W&B run
 driver      the driver's options (conf/sweep.yaml + the command line), then plan and run the sweep

@@ -41,6 +41,7 @@ class TrainCommand:
 
     name = "train"
     config_name = "train"  # conf/train.yaml: what the overrides are checked against
+    required: dict[str, str] = {}  # keys every trial needs a value for (besides the sweep file's `required:`)
 
     def __init__(self, definition: SweepDefinition, preset: str | None = None) -> None:
         if definition.evaluate:
@@ -77,6 +78,7 @@ class EvaluateCommand:
 
     name = "evaluate"
     config_name = "evaluate"
+    required = {"ckpt": "command=evaluate scores one checkpoint"}
 
     def __init__(self, definition: SweepDefinition, preset: str | None = None) -> None:
         if definition.evaluate:
@@ -113,6 +115,7 @@ class TrainThenEvaluateCommand:
 
     name = "train_then_evaluate"
     config_name = "train"
+    required: dict[str, str] = {}
     EVERY = ("epoch", "end")
 
     def __init__(self, definition: SweepDefinition, preset: str | None = None) -> None:

@@ -3,8 +3,9 @@
     study: objective               # Optuna study name; the sweep folder is <sweeps_root>/<study>/
     command: train                 # train | evaluate | train_then_evaluate (see commands.py)
     n_trials: 12                   # finished trials the study should hold; null = the whole grid
-    sampler: {type: grid}          # tpe | grid | nsga2 | random, plus the sampler's own arguments
-    pruner: {type: none}           # none | median, plus the pruner's own arguments
+    sampler: {_target_: optuna.samplers.GridSampler}   # any Optuna sampler, with its arguments
+    pruner: {_target_: optuna.pruners.MedianPruner, n_startup_trials: 2}   # any Optuna pruner
+    required: {init_from: the base model}   # keys every trial needs (given after `--`), and why
     objectives:                    # one (single-objective) or more (Pareto front)
       - {metric: best/val/nll, direction: minimize}
     intermediate: val/nll          # metrics.csv column reported while a trial runs (pruning)
@@ -21,6 +22,10 @@ The search dimensions are keyed by a Hydra override key of the train config:
     optimizer.lr:        {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
     trainer.max_steps: {type: int, low: 100, high: 400, step: 100}
     sampler.threshold: {type: float, low: 0.5, high: 0.99, when: {sampler: threshold}}
+
+The sampler and pruner are built as Hydra builds everything else (``_target_`` plus the class's
+arguments, see study.py); the grid sampler gets its grid from ``space``. ``{type: tpe|random|
+nsga2|grid}`` and ``{type: none|median}`` are shorthands for the common ones.
 
 The Optuna parameter name is the override key, so a trial's params read as the overrides it
 ran with. ``when`` makes a dimension conditional on the value of an earlier one (its key
@@ -174,7 +179,10 @@ class SearchSpace:
 
     def grid(self) -> dict[str, list[Scalar]]:
         if self.conditional:
-            raise SweepConfigError("the grid sampler needs an unconditional space; drop `when` or use tpe")
+            raise SweepConfigError(
+                "the grid sampler needs an unconditional space; drop `when` or use another sampler, "
+                "e.g. {_target_: optuna.samplers.TPESampler}"
+            )
         return {dim.key: dim.grid_values() for dim in self.dimensions}
 
     def grid_size(self) -> int:
@@ -217,12 +225,23 @@ class SearchSpace:
 
 DIRECTIONS = ("minimize", "maximize")
 TOP_LEVEL = (
-    "study", "command", "n_trials", "sampler", "pruner", "objectives", "intermediate",
+    "study", "command", "n_trials", "sampler", "pruner", "required", "objectives", "intermediate",
     "space", "fixed", "presets", "evaluate",
 )  # fmt: skip
 REQUIRED = ("command", "objectives", "space")
 # The driver names every trial's run and puts it in the sweep folder: nobody else may set these.
 MANAGED_KEYS = ("name", "runs_root")
+# ``{type: <name>}``: the samplers and pruners most sweeps use, by a short name.
+SHORTHANDS = {
+    "sampler": {
+        "tpe": "optuna.samplers.TPESampler",
+        "random": "optuna.samplers.RandomSampler",
+        "nsga2": "optuna.samplers.NSGAIISampler",
+        "grid": "optuna.samplers.GridSampler",
+    },
+    "pruner": {"none": "optuna.pruners.NopPruner", "median": "optuna.pruners.MedianPruner"},
+}
+DEFAULT_COMPONENTS = {"sampler": "tpe", "pruner": "none"}
 
 
 @dataclass(frozen=True)
@@ -237,7 +256,7 @@ class SweepDefinition:
     study: str
     command: str
     n_trials: int | None
-    sampler: dict[str, Any]
+    sampler: dict[str, Any]  # {_target_: <class>, **arguments}
     pruner: dict[str, Any]
     objectives: list[Objective]
     intermediate: str | None
@@ -245,6 +264,7 @@ class SweepDefinition:
     fixed: list[str]
     presets: dict[str, list[str]]
     evaluate: dict[str, Any] = field(default_factory=dict)
+    required: dict[str, str] = field(default_factory=dict)  # key -> what it is (init_from -> the base model)
 
     @property
     def multi_objective(self) -> bool:
@@ -259,17 +279,19 @@ class SweepDefinition:
             raise SweepConfigError(f"preset={preset}: {self.path} has no such preset; it has: {known}")
         return [*self.fixed, *self.presets[preset]]
 
-    def identity(self, preset: str | None) -> dict[str, Any]:
+    def identity(self, preset: str | None, trial_overrides: list[str]) -> dict[str, Any]:
         """What makes two runs of this sweep the same study: a resumed study must match it.
 
         n_trials, the sampler and the pruner may change between runs (extend a finished sweep,
-        switch from random to TPE); the space, the objectives and what each trial trains may not.
+        switch from random to TPE); the space, the objectives and what each trial trains may not:
+        the fixed overrides and those after ``--`` (``ckpt=`` names the model a study compares).
         """
         return {
             "command": self.command,
             "space": self.space.describe(),
             "objectives": [[o.metric, o.direction] for o in self.objectives],
             "fixed": self.fixed_overrides(preset),
+            "overrides": list(trial_overrides),
         }
 
 
@@ -324,17 +346,16 @@ class _Parser:
             study=self.optional_text(raw, "study") or self.path.stem,
             command=self.text(raw, "command"),
             n_trials=self.n_trials(raw.get("n_trials")),
-            sampler=self.component(raw, "sampler", default="tpe"),
-            pruner=self.component(raw, "pruner", default="none"),
+            sampler=self.component(raw, "sampler"),
+            pruner=self.component(raw, "pruner"),
             objectives=objectives,
             intermediate=intermediate,
             space=self.space(raw["space"]),
             fixed=self.overrides("fixed", raw.get("fixed") or []),
             presets=self.presets(raw.get("presets") or {}),
             evaluate=self.mapping(raw, "evaluate"),
+            required=self.required(raw.get("required")),
         )
-        if definition.pruner["type"] != "none" and definition.multi_objective:
-            raise self.error("pruner", "Optuna cannot prune multi-objective trials; use {type: none}")
         self.check_no_overlap(definition)
         return definition
 
@@ -364,12 +385,32 @@ class _Parser:
             )
         return value
 
-    def component(self, raw: dict, key: str, default: str) -> dict[str, Any]:
-        """``{type: name, **arguments}``; the names are checked where they are built (study.py)."""
-        value = raw.get(key) or {"type": default}
-        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-            raise self.error(key, f"expected {{type: <name>, ...arguments}}, got {value!r}")
+    def component(self, raw: dict, key: str) -> dict[str, Any]:
+        """``{_target_: <class>, **arguments}``, a ``{type: <shorthand>, ...}`` spelled out; the
+        class is imported and checked where it is built (study.py)."""
+        value = raw.get(key) or {"type": DEFAULT_COMPONENTS[key]}
+        shorthands = SHORTHANDS[key]
+        example = f"{{_target_: {shorthands[DEFAULT_COMPONENTS[key]]}, ...arguments}}"
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected {example}, got {value!r}")
+        if "type" in value and "_target_" not in value:
+            name = value["type"]
+            if name not in shorthands:
+                raise self.error(
+                    f"{key}.type", f"{name!r}: choose one of {', '.join(shorthands)}, or name any Optuna "
+                    f"{key} class: {key}: {{_target_: optuna.{key}s.<Class>, ...arguments}}"
+                )
+            value = {"_target_": shorthands[name], **{k: v for k, v in value.items() if k != "type"}}
+        if not isinstance(value.get("_target_"), str) or not value["_target_"]:
+            raise self.error(key, f"expected {example}, got {value!r}")
         return value
+
+    def required(self, value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise self.error("required", f"expected a mapping of key -> what it is, got {value!r}")
+        return {str(key): text for key, text in value.items()}
 
     def objectives(self, value: Any) -> list[Objective]:
         if not isinstance(value, list) or not value:

@@ -21,11 +21,18 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lit_illada.config.paths import CONF_DIR
-from lit_illada.sweeping.commands import Command, EvaluateCommand, TrainThenEvaluateCommand, build_command
+from lit_illada.sweeping.commands import Command, TrainThenEvaluateCommand, build_command
 from lit_illada.sweeping.definition import SweepDefinition, find_sweep_file, load_definition
 from lit_illada.sweeping.errors import SweepConfigError
+from lit_illada.sweeping.model_paths import absolute
 from lit_illada.sweeping.objective import TrialObjective, TrialSettings, trial_env
-from lit_illada.sweeping.report import log_study, print_report, trial_printer, write_trials_csv
+from lit_illada.sweeping.report import (
+    log_study,
+    print_report,
+    trial_printer,
+    trials_wandb_settings,
+    write_trials_csv,
+)
 from lit_illada.sweeping.study import (
     build_pruner,
     build_sampler,
@@ -35,7 +42,13 @@ from lit_illada.sweeping.study import (
     open_study,
     resolve_n_trials,
 )
-from lit_illada.sweeping.validate import check_composes, check_overrides_compose, check_trial_overrides
+from lit_illada.sweeping.validate import (
+    check_composes,
+    check_model_paths,
+    check_overrides_compose,
+    check_required,
+    check_trial_overrides,
+)
 from lit_illada.sweeping.workers import AskLock, Workers, count
 
 # -- the driver's options --------------------------------------------------------------------------
@@ -129,6 +142,9 @@ class SweepPlan:
     n_trials: int
     sweep_dir: Path
     base_overrides: list[str]  # fixed, preset, then the overrides after `--`
+    identity: dict  # what a resumed study must have been started with (SweepDefinition.identity)
+    sampler: optuna.samplers.BaseSampler
+    pruner: optuna.pruners.BasePruner
 
 
 def plan_sweep(options: DictConfig, trial_overrides: list[str]) -> SweepPlan:
@@ -136,25 +152,25 @@ def plan_sweep(options: DictConfig, trial_overrides: list[str]) -> SweepPlan:
     command = build_command(definition, options.preset)
     check_trial_overrides(definition, trial_overrides)
     base = [*definition.fixed_overrides(options.preset), *trial_overrides]
+    check_required(definition, {**command.required, **definition.required}, base)
+    check_model_paths(definition, base, trial_overrides)
     check_composes(definition, command.config_name, base, CONF_DIR)
-    if isinstance(command, EvaluateCommand) and not any(o.startswith("ckpt=") for o in base):
-        raise SweepConfigError(
-            f"{definition.path}: command=evaluate scores one checkpoint: give it after --, e.g. "
-            f"python -m lit_illada.sweep sweep={definition.path.stem} -- ckpt=runs/<name>"
-        )
     if isinstance(command, TrainThenEvaluateCommand):
         check_overrides_compose("evaluate", ["ckpt=each_checkpoint", *command.overrides], CONF_DIR,
                                 f"{definition.path}: evaluate.overrides")
-    build_sampler(definition)  # a bad sampler or pruner argument fails now, before the study exists
-    build_pruner(definition)
+    sampler = build_sampler(definition)  # a bad sampler or pruner fails now, before the study exists
+    pruner = build_pruner(definition)
     study_name = options.study or definition.study
     return SweepPlan(
         definition=definition,
         command=command,
         study_name=study_name,
-        n_trials=resolve_n_trials(definition, options.n_trials),
+        n_trials=resolve_n_trials(definition, options.n_trials, sampler),
         sweep_dir=Path(options.sweeps_root) / study_name,
         base_overrides=base,
+        identity=definition.identity(options.preset, absolute(trial_overrides)),
+        sampler=sampler,
+        pruner=pruner,
     )
 
 
@@ -168,7 +184,7 @@ def run_sweep(options: DictConfig, trial_overrides: list[str]) -> optuna.Study:
     storage = open_storage(
         storage_url, options.heartbeat_interval, options.grace_period, options.retry_failed
     )
-    study = open_study(storage, plan.definition, plan.study_name, options.preset)
+    study = open_study(storage, plan.definition, plan.study_name, plan.identity, plan.sampler, plan.pruner)
     heartbeat = heartbeat_enabled(storage)
     _print_start(plan, study, storage_url, options.workers, heartbeat)
 
@@ -195,7 +211,8 @@ def run_sweep(options: DictConfig, trial_overrides: list[str]) -> optuna.Study:
         print_report(study, plan.definition)
         write_trials_csv(study, plan.sweep_dir / "trials.csv")
     if options.wandb:
-        log_study(study, plan.definition, plan.sweep_dir)
+        wandb_cfg = trials_wandb_settings(plan.command.config_name, plan.base_overrides)
+        log_study(study, plan.definition, plan.sweep_dir, wandb_cfg)
     return study
 
 

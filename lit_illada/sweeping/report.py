@@ -1,7 +1,9 @@
 """What the driver reports: one line per finished trial, then a table of all trials with the
 best trial (single objective) or the Pareto front (several); trials.csv for analysis; and, with
 ``wandb=true``, the sweep's own W&B run (job_type ``sweep``): the study's trials as a table, in
-the same group as the trials' runs, so a dashboard shows the ablation beside its training curves."""
+the same project and group as the trials' runs, so a dashboard shows the ablation beside its
+training curves. Its W&B settings are the trials' own ``logger.wandb`` (the sweep file's fixed
+overrides and those after ``--``), or conf/logger/wandb.yaml's where the trials log no W&B run."""
 
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ import sys
 from pathlib import Path
 
 import optuna
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
-from lit_illada.config.wandb_settings import stable_run_id, wandb_mode
+from lit_illada.config.paths import CONF_DIR
+from lit_illada.config.wandb_settings import stable_run_id, wandb_init_kwargs
 from lit_illada.sweeping.definition import SweepDefinition
 
 
@@ -108,7 +113,18 @@ def write_trials_csv(study: optuna.Study, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def log_study(study: optuna.Study, definition: SweepDefinition, sweep_dir: Path) -> None:
+def trials_wandb_settings(config_name: str, overrides: list[str]) -> DictConfig:
+    """``logger.wandb`` of the trials' config (conf/<config_name>.yaml with the trials' fixed
+    overrides); conf/logger/wandb.yaml's when the trials log no W&B run (logger=csv)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)  # composed once already by plan_sweep
+    wandb_cfg = cfg.get("logger", {}).get("wandb")
+    return wandb_cfg if wandb_cfg is not None else OmegaConf.load(CONF_DIR / "logger" / "wandb.yaml").wandb
+
+
+def log_study(
+    study: optuna.Study, definition: SweepDefinition, sweep_dir: Path, wandb_cfg: DictConfig
+) -> None:
     import wandb  # noqa: PLC0415 - slow import, only when asked
 
     metrics = [o.metric for o in definition.objectives]
@@ -124,10 +140,13 @@ def log_study(study: optuna.Study, definition: SweepDefinition, sweep_dir: Path)
         ]
         for trial in study.trials
     ]
+    kwargs = wandb_init_kwargs(
+        wandb_cfg, name=f"{study.study_name}-sweep", job_type="sweep", directory=sweep_dir,
+        run_id=stable_run_id(f"sweep:{sweep_dir.resolve()}:{study.study_name}"),
+        group=study.study_name,  # the trials' group, unless logger.wandb.group names another for all
+    )
     run = wandb.init(
-        project="lit_illada", job_type="sweep", group=study.study_name, name=f"{study.study_name}-sweep",
-        id=stable_run_id(f"sweep:{sweep_dir.resolve()}:{study.study_name}"), dir=str(sweep_dir),
-        mode=wandb_mode("auto"), resume="allow",
+        **kwargs,
         config={"sweep_file": str(definition.path), "command": definition.command,
                 "objectives": {o.metric: o.direction for o in definition.objectives}},
     )

@@ -21,14 +21,15 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy.exc
-from optuna.pruners import BasePruner, MedianPruner, NopPruner
-from optuna.samplers import BaseSampler, GridSampler, NSGAIISampler, RandomSampler, TPESampler
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from optuna.pruners import BasePruner, NopPruner
+from optuna.samplers import BaseSampler, GridSampler
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -93,50 +94,69 @@ def heartbeat_enabled(storage: BaseStorage) -> bool:
 
 # -- sampler, pruner, study ------------------------------------------------------------------------
 
-# name -> builder(definition, arguments from the sweep file). The grid is the one sampler
-# that needs the space up front: it enumerates every point before the first trial.
-SAMPLERS: dict[str, Callable[[SweepDefinition, dict[str, Any]], BaseSampler]] = {
-    "tpe": lambda definition, kwargs: TPESampler(**kwargs),
-    "random": lambda definition, kwargs: RandomSampler(**kwargs),
-    "nsga2": lambda definition, kwargs: NSGAIISampler(**kwargs),
-    "grid": lambda definition, kwargs: GridSampler(definition.space.grid(), **kwargs),
-}
-PRUNERS: dict[str, Callable[[SweepDefinition, dict[str, Any]], BasePruner]] = {
-    "none": lambda definition, kwargs: NopPruner(**kwargs),
-    "median": lambda definition, kwargs: MedianPruner(**kwargs),
-}
-
-
-def _build(kind: str, registry: dict, definition: SweepDefinition):
-    spec = getattr(definition, kind)
-    name = spec["type"]
-    if name not in registry:
-        raise SweepConfigError(
-            f"{definition.path}: {kind}.type={name!r}: choose one of {', '.join(registry)}"
-        )
-    try:
-        return registry[name](definition, {k: v for k, v in spec.items() if k != "type"})
-    except TypeError as err:  # an argument this sampler or pruner does not take
-        raise SweepConfigError(f"{definition.path}: {kind}: {err}") from None
-    except SweepConfigError as err:  # the space does not suit this sampler (grid)
-        raise SweepConfigError(f"{definition.path}: {err}") from None
+EXAMPLES = {"sampler": "optuna.samplers.TPESampler", "pruner": "optuna.pruners.MedianPruner"}
+BASES = {"sampler": BaseSampler, "pruner": BasePruner}
 
 
 def build_sampler(definition: SweepDefinition) -> BaseSampler:
-    return _build("sampler", SAMPLERS, definition)
+    return _build("sampler", definition)
 
 
 def build_pruner(definition: SweepDefinition) -> BasePruner:
-    return _build("pruner", PRUNERS, definition)
+    pruner = _build("pruner", definition)
+    if definition.multi_objective and not isinstance(pruner, NopPruner):
+        raise SweepConfigError(
+            f"{definition.path}: pruner: Optuna cannot prune multi-objective trials; "
+            f"use {{_target_: optuna.pruners.NopPruner}}"
+        )
+    return pruner
 
 
-def resolve_n_trials(definition: SweepDefinition, override: int | None) -> int:
+def _build(kind: str, definition: SweepDefinition):
+    """``{_target_: <class>, **arguments}`` built by Hydra, as every component of a run is.
+
+    The grid sampler is the one that needs the space up front (it enumerates every point before
+    the first trial): it gets the grid of the sweep's ``space``.
+    """
+    spec = dict(getattr(definition, kind))
+    target, where, base = spec["_target_"], f"{definition.path}: {kind}", BASES[kind]
+    try:
+        cls = get_class(target)
+    except Exception as err:  # ImportError, or a name that is not a class
+        raise SweepConfigError(
+            f"{where}._target_={target!r}: cannot import it ({' '.join(str(err).split())[:200]}); "
+            f"name an Optuna {kind} class, e.g. {EXAMPLES[kind]}"
+        ) from None
+    if not issubclass(cls, base):
+        raise SweepConfigError(
+            f"{where}._target_={target!r} is not an Optuna {kind} (a subclass of "
+            f"{base.__module__}.{base.__name__}); e.g. {EXAMPLES[kind]}"
+        )
+    grid = {}
+    if issubclass(cls, GridSampler):
+        if "search_space" in spec:
+            raise SweepConfigError(f"{where}.search_space: the grid comes from the sweep's space:; drop it")
+        try:
+            grid = {"search_space": definition.space.grid()}
+        except SweepConfigError as err:  # the space does not suit a grid
+            raise SweepConfigError(f"{definition.path}: {err}") from None
+    try:
+        # _partial_: Hydra builds nested components (a base_sampler, ...), the grid goes in as is.
+        return instantiate(spec, _partial_=True, _convert_="all")(**grid)
+    except (InstantiationException, TypeError, ValueError) as err:  # an argument the class does not take
+        cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
+        raise SweepConfigError(f"{where}: {' '.join(str(cause).split())[:300]}") from None
+
+
+def resolve_n_trials(definition: SweepDefinition, override: int | None, sampler: BaseSampler) -> int:
     """The number of finished trials the study should hold (complete, pruned or failed)."""
     n_trials = override if override is not None else definition.n_trials
-    is_grid = definition.sampler["type"] == "grid"
+    is_grid = isinstance(sampler, GridSampler)
     if n_trials is None:
         if not is_grid:
-            raise SweepConfigError(f"{definition.path}: n_trials: required unless sampler is grid")
+            raise SweepConfigError(
+                f"{definition.path}: n_trials: required unless the sampler is a GridSampler"
+            )
         return definition.space.grid_size()
     if n_trials <= 0:
         raise SweepConfigError(f"n_trials={n_trials}: must be > 0")
@@ -150,19 +170,26 @@ def resolve_n_trials(definition: SweepDefinition, override: int | None) -> int:
 
 
 def open_study(
-    storage: BaseStorage, definition: SweepDefinition, study_name: str, preset: str | None
+    storage: BaseStorage,
+    definition: SweepDefinition,
+    study_name: str,
+    identity: dict[str, Any],
+    sampler: BaseSampler,
+    pruner: BasePruner,
 ) -> optuna.Study:
     """Create the study, or resume it when it exists and was made by the same sweep.
 
-    The first driver stores the sweep's identity (space, objectives, what trials train) in the
-    study; a later run with a different one would mix incomparable trials, so it is refused.
+    The first driver stores the sweep's identity (space, objectives, what trials train, the
+    overrides after ``--``) in the study; a later run with a different one would mix
+    incomparable trials, so it is refused before anything is written. The objectives' names
+    go in as the study's metric names, which optuna-dashboard shows.
     """
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
         directions=[o.direction for o in definition.objectives],
-        sampler=build_sampler(definition),
-        pruner=build_pruner(definition),
+        sampler=sampler,
+        pruner=pruner,
         load_if_exists=True,
     )
     wanted = [o.direction for o in definition.objectives]
@@ -172,17 +199,36 @@ def open_study(
             f"study {study_name!r} exists with directions {found}, but {definition.path} asks for "
             f"{wanted}; use another study=<name>"
         )
-    identity = json.loads(json.dumps(definition.identity(preset)))  # as the storage returns it
+    identity = json.loads(json.dumps(identity))  # as the storage returns it
     stored = study.user_attrs.get("sweep")
     if stored is None:
         study.set_user_attr("sweep", identity)
-    elif stored != identity:
-        changed = sorted(
-            key for key in identity.keys() | stored.keys() if identity.get(key) != stored.get(key)
-        )
-        raise SweepConfigError(
-            f"study {study_name!r} was started with a different {', '.join(changed)} than {definition.path} "
-            f"(preset={preset}) gives now; resuming would mix incomparable trials. Restore the sweep "
-            f"file, or start a new study with study=<another name>"
-        )
+    else:
+        _check_same_sweep(study_name, definition, stored, identity)
+    metric_names = [o.metric for o in definition.objectives]
+    if study.metric_names != metric_names:
+        with warnings.catch_warnings():  # set_metric_names is an "experimental" API
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names)
     return study
+
+
+def _check_same_sweep(study_name: str, definition: SweepDefinition, stored: dict, identity: dict) -> None:
+    # A study recorded before a part of the identity was (e.g. the overrides after --) is not
+    # checked on that part: nothing says what it was started with.
+    changed = sorted(key for key in stored if identity.get(key) != stored[key])
+    if not changed:
+        return
+    new_study = "start another study: study=<new name> (or another sweeps_root= or storage=)"
+    if changed == ["overrides"]:
+        before, now = (" ".join(given) or "nothing" for given in (stored["overrides"], identity["overrides"]))
+        raise SweepConfigError(
+            f"study {study_name!r} was started with `-- {before}`, this command gives `-- {now}`: "
+            f"its trials would mix with the study's (e.g. two models on one Pareto front). Give the "
+            f"study's arguments after -- to resume it, or {new_study}"
+        )
+    raise SweepConfigError(
+        f"study {study_name!r} was started with a different {', '.join(changed)} than {definition.path} "
+        f"(preset and arguments after --) gives now; resuming would mix incomparable trials. Restore "
+        f"the sweep file and arguments, or {new_study}"
+    )

@@ -19,6 +19,9 @@ from omegaconf.errors import OmegaConfBaseException
 from lit_illada.config.overrides import explain_override_error
 from lit_illada.sweeping.definition import MANAGED_KEYS, SweepDefinition, override_key
 from lit_illada.sweeping.errors import SweepConfigError
+from lit_illada.sweeping.model_paths import MODEL_PATH_KEYS, model_path_problem, value_of
+
+EXAMPLE_VALUES = {"ckpt": "runs/<name>", "init_from": "runs/<base>/checkpoints/last.ckpt"}
 
 
 def check_trial_overrides(definition: SweepDefinition, trial_overrides: list[str]) -> None:
@@ -31,6 +34,35 @@ def check_trial_overrides(definition: SweepDefinition, trial_overrides: list[str
             raise SweepConfigError(f"-- {override}: the sweep sets {key} for every trial; drop it")
         if key in definition.space.keys:
             raise SweepConfigError(f"-- {override}: {key} is searched by {definition.path}; drop it")
+
+
+def check_required(definition: SweepDefinition, required: dict[str, str], base: list[str]) -> None:
+    """Every key the sweep needs (``required:`` of the file, ``ckpt`` of command=evaluate) has a value.
+
+    Without ``init_from`` an SFT sweep would train from random weights in every trial, silently.
+    """
+    for key, why in required.items():
+        if value_of(base, key) is None:
+            example = EXAMPLE_VALUES.get(key, "<value>")
+            raise SweepConfigError(
+                f"{definition.path}: {key}: required ({why}); give it after --, e.g. "
+                f"python -m lit_illada.sweep sweep={definition.path.stem} -- {key}={example}"
+            )
+
+
+def check_model_paths(definition: SweepDefinition, base: list[str], trial_overrides: list[str]) -> None:
+    """The checkpoints the trials load exist and look like checkpoints (see model_paths)."""
+    for key in MODEL_PATH_KEYS:
+        value = value_of(base, key)
+        if value is None:
+            continue
+        problem = model_path_problem(value)
+        if problem is not None:
+            where = "--" if value_of(trial_overrides, key) == value else f"{definition.path}:"
+            raise SweepConfigError(
+                f"{where} {key}={value}: {problem}; every trial would fail on it. "
+                f"Give a checkpoint, a run directory or a model directory, e.g. {key}={EXAMPLE_VALUES[key]}"
+            )
 
 
 def check_composes(definition: SweepDefinition, config_name: str, base: list[str], conf_dir: Path) -> None:
