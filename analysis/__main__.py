@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 from pathlib import Path
+from typing import NoReturn
+
+import matplotlib
 
 from analysis.figures import FIGURES, NotEnoughData, plot_loss_curves
-from analysis.records import load_metrics
+from analysis.records import UnreadableRecord, load_metrics
 from analysis.sources import load_epochs, load_runs
 from analysis.tables import parity_table, to_markdown
+from lit_illada.config.errors import ConfigError
+from lit_illada.config.outputs import check_output_file, check_output_folder
 
 SCORE_FIGURES = ("sft_epochs", "quality_vs_nfe", "quality_vs_latency")  # --metric picks their score
 
@@ -28,13 +35,16 @@ SCORE_FIGURES = ("sft_epochs", "quality_vs_nfe", "quality_vs_latency")  # --metr
 def draw(name: str, args: argparse.Namespace) -> None:
     """Draw the figures of ``name`` (or all); print each file written, or why a figure was skipped."""
 
-    filters = json.loads(args.filters) if args.filters else None
+    try:
+        filters = json.loads(args.filters) if args.filters else None
+    except json.JSONDecodeError as err:
+        refuse(f"--filters {args.filters!r}: not JSON ({err}); e.g. --filters '{{\"stage\": \"sft\"}}'")
     names = list(FIGURES) if name == "all" else [name]
     try:
         runs = load_runs(args.source, filters)
         epochs = load_epochs(args.source, filters) if "sft_epochs" in names else None
     except (FileNotFoundError, ValueError, KeyError) as err:  # a bad source or filter: say which
-        raise SystemExit(f"error: {err}") from None
+        refuse(err.args[0] if isinstance(err, KeyError) else str(err))  # str(KeyError) adds quotes
     for figure in names:
         options = {}
         if args.metric and figure in SCORE_FIGURES:
@@ -52,7 +62,30 @@ def draw(name: str, args: argparse.Namespace) -> None:
             print(path)
 
 
+def refuse(message: str) -> NoReturn:
+    """A bad input: one line on stderr, exit code 2 (the commands' convention)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """--out can be written, before any run is read or figure drawn."""
+    try:
+        if args.command == "parity":
+            if args.out:
+                check_output_file(args.out, "--out", example="parity.md")
+        elif args.command == "loss_curve":
+            out = args.out or Path(args.run) / "loss_curve.png"
+            check_output_file(out, "--out", example="loss_curve.png")
+        else:  # a figure, all, findings: a folder
+            check_output_folder(args.out, "--out")
+    except ConfigError as err:
+        refuse(str(err))
+
+
 def main(argv: list[str] | None = None) -> None:
+    matplotlib.use("Agg")  # files only, no display; importing analysis leaves the backend alone
+    logging.basicConfig(format="%(message)s")  # warnings (a run skipped, and why) as plain lines on stderr
     parser = argparse.ArgumentParser(prog="python -m analysis")
     sub = parser.add_subparsers(dest="command", required=True)
     parity = sub.add_parser("parity", help="diffusion vs AR table from run records")
@@ -86,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         command.add_argument("--train", action="store_true", help="loss_curves: also train/nll, dashed")
     args = parser.parse_args(argv)
+    check_out(args)
 
     if args.command == "parity":
         table = to_markdown(parity_table(args.runs))
@@ -99,10 +133,14 @@ def main(argv: list[str] | None = None) -> None:
             for path in write_findings(args.source, args.out):
                 print(path)
         except FileNotFoundError as err:
-            raise SystemExit(f"error: {err}") from None
+            refuse(str(err))
     elif args.command == "loss_curve":
         out = args.out or str(Path(args.run) / "loss_curve.png")
-        print(plot_loss_curves(load_metrics(args.run), out, title=Path(args.run).name))
+        try:
+            metrics = load_metrics(args.run)
+        except (FileNotFoundError, UnreadableRecord) as err:
+            refuse(str(err))
+        print(plot_loss_curves(metrics, out, title=Path(args.run).name))
     else:
         draw(args.command, args)
 

@@ -1,4 +1,4 @@
-"""Figures drawn from run records. matplotlib only, Agg backend (no display needed).
+"""Figures drawn from run records with matplotlib, written to files.
 
 Each figure function takes the table of ``load_runs`` (``sft_epochs``: of ``load_epochs``),
 writes ``<out_dir>/<name>.png``, ``.pdf`` and ``.md`` (the plotted data as a markdown table)
@@ -8,19 +8,23 @@ A table without what a figure needs raises NotEnoughData, saying what is missing
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+# Importing this module leaves matplotlib's backend as it is (a notebook keeps its inline plots);
+# `python -m analysis` picks Agg itself.
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
+from analysis.records import UnreadableRecord
 from analysis.reference import reference_rows
 from analysis.sources import load_history
 from analysis.tables import to_markdown
+
+log = logging.getLogger(__name__)
 
 LOSS_CURVES = (("train/nll", "train NLL bound"), ("val/nll", "val NLL bound"))
 
@@ -31,6 +35,7 @@ SCORES = (
     "mc_nextline/accuracy",
     "docstring_to_body/exact_match",
     "docstring_to_body/parse_rate",
+    "sort/exact_match",  # the synthetic task of sweeps/denoising_steps.yaml and sweeps/sft_epochs.yaml
 )
 UNITS = {
     "nll": "nats / token",
@@ -49,6 +54,9 @@ LABELS = {
     "best/val/nll": "best validation NLL bound (nats / token)",
     "train/nll": "train NLL bound (nats / token)",
     "val/bpb": "validation bits per byte",
+    "train/mfu_model": "train MFU of model FLOPs (LM head at every position)",
+    "train/mfu_executed": "train MFU of executed FLOPs (LM head at masked positions)",
+    "train/mfu": "train MFU of model FLOPs (older runs: attention counted at half)",
 }
 MASKING_LABELS = {
     "sft_response": "sft_response (LLaDA: prompt never masked)",
@@ -115,8 +123,12 @@ def save(fig, data: pd.DataFrame, out_dir: str | Path, name: str) -> pd.DataFram
 
 
 def plot_loss_curves(metrics: pd.DataFrame, out: str | Path, title: str = "") -> Path:
-    """Training and validation NLL bound (nats/token) against the optimizer step (one run)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    """Training and validation NLL bound (nats/token) against the optimizer step (one run).
+
+    A bare ``Figure``, not pyplot: the training command draws this after a run, whatever
+    backend (and reachable display) its process has."""
+    fig = Figure(figsize=(6.4, 4.0), dpi=120)
+    ax = fig.subplots()
     for column, name in LOSS_CURVES:
         if column in metrics:
             rows = metrics[["step", column]].dropna()
@@ -130,7 +142,6 @@ def plot_loss_curves(metrics: pd.DataFrame, out: str | Path, title: str = "") ->
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out)
-    plt.close(fig)
     return out
 
 
@@ -371,7 +382,12 @@ def loss_curves(
 
     if isinstance(runs, pd.DataFrame):
         with_history = runs[runs["history"].notna()] if "history" in runs else runs.iloc[0:0]
-        histories = {row["run"]: load_history(row, api=api) for _, row in with_history.iterrows()}
+        histories = {}
+        for _, row in with_history.iterrows():
+            try:
+                histories[row["run"]] = load_history(row, api=api)
+            except UnreadableRecord as err:  # one damaged run must not hide every other curve
+                log.warning("warning: skipped run %s: %s", row["run"], err)
     else:
         histories = dict(runs)
     columns = [metric, *(["train/nll"] if train else [])]

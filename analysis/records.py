@@ -13,12 +13,22 @@ from lit_illada.checkpoints.run_record import epoch_files
 RUN_FILES = ("config.yaml", "summary.json", "results.json", "metrics.csv")
 
 
+class UnreadableRecord(ValueError):
+    """A run record file that exists but cannot be read (cut short, mixed, not text): names the file."""
+
+
 def load_metrics(run_dir: str | Path) -> pd.DataFrame:
     """The run's metrics.csv, one row per logged step, rows of the same step merged."""
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: was the run logged with logger=none?")
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0].removeprefix("Error tokenizing data. C error: ")
+        raise UnreadableRecord(f"{path}: not a readable metrics.csv ({reason})") from None
+    if "step" not in frame:
+        raise UnreadableRecord(f"{path}: not a readable metrics.csv (no step column)")
     # Lightning writes train and val metrics of one step on separate rows; merge them.
     return frame.groupby("step", as_index=False).first()
 

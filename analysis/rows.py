@@ -65,6 +65,7 @@ def component_columns(config: dict) -> dict[str, Any]:
 def evaluation_columns(results: dict) -> dict[str, Any]:
     """The choices of the evaluate command (sampler, scoring) and the checkpoint's objective."""
     columns = choices(results.get("config"))
+    columns.pop("logger", None)  # where the evaluation logged (wandb=true), not a component of the run
     if results.get("objective"):
         columns["objective"] = results["objective"]
     if results.get("objective") == "autoregressive":

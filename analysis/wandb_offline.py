@@ -64,7 +64,8 @@ def _key(item: Any) -> str | None:
 
 
 def _history_value(item: Any) -> Any:
-    kind = item.WhichOneof("value")
+    # The typed `value` oneof is newer wandb's; older records hold value_json alone.
+    kind = item.WhichOneof("value") if "value" in item.DESCRIPTOR.oneofs_by_name else None
     if kind is None:
         return json.loads(item.value_json) if item.value_json else None
     if kind == "json":

@@ -20,9 +20,17 @@ from omegaconf import DictConfig
 
 from lit_illada.config.checks import exit_on_bad_input, pick_device
 from lit_illada.config.choices import given, record_choices
+from lit_illada.config.outputs import check_output_file
 from lit_illada.config.overrides import run_cli
 from lit_illada.config.paths import CONF_DIR
-from lit_illada.evaluation.runner import build_eval_model, build_tasks, log_to_wandb, run_tasks, write_results
+from lit_illada.evaluation.runner import (
+    build_eval_model,
+    build_tasks,
+    log_to_wandb,
+    run_tasks,
+    wandb_settings,
+    write_results,
+)
 from lit_illada.evaluation.tasks.jsonl import split_task_files
 
 
@@ -30,12 +38,15 @@ def evaluate(cfg: DictConfig) -> dict:
     record_choices(cfg)  # cfg.choices: Hydra's group choices, recorded with the config
     device = pick_device(cfg.device)
     tasks = build_tasks(cfg)
+    wandb_cfg = wandb_settings(cfg) if cfg.wandb else None  # a bad logger.wandb fails before any work
+    if cfg.output:  # where the results go is checked before any work: none is lost at the end
+        check_output_file(cfg.output, "output")
     model, run_dir = build_eval_model(cfg, device, explicit_scoring=given(cfg, "scoring"))
+    output = Path(cfg.output) if cfg.output else check_output_file(run_dir / "results.json", "output")
     results = run_tasks(cfg, model, tasks)
-    output = Path(cfg.output) if cfg.output else run_dir / "results.json"
     write_results(results, output)
-    if cfg.wandb:
-        log_to_wandb(results, output)
+    if wandb_cfg is not None:
+        log_to_wandb(results, output, wandb_cfg)
     return results
 
 

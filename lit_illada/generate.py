@@ -10,9 +10,10 @@ batch, because the samplers take rectangular (B, Lp) prompts.
 A prompts file is streamed: ``window`` prompts at a time are read, batched by length and
 appended to ``output`` as soon as every earlier line is written, so memory does not grow with
 the file. Re-running the same command resumes: the prompts already in ``output`` (line i is
-prompt i) are skipped, and a half-written last line is dropped and redone. At temperature 0 a
-completion depends only on its prompt (up to float rounding across batch shapes); at
-temperature > 0 the resumed prompts draw from a fresh ``seed`` sequence.
+prompt i) are skipped, and a half-written last record is dropped and redone; a file holding
+anything else (not written by this command, for these prompts and sampler) is refused and left
+untouched. At temperature 0 a completion depends only on its prompt (up to float rounding
+across batch shapes); at temperature > 0 the resumed prompts draw from a fresh ``seed`` sequence.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from lit_illada.checkpoints.hf import resolve_dtype
 from lit_illada.checkpoints.loader import load
 from lit_illada.config.checks import exit_on_bad_input, pick_device, positive_int
 from lit_illada.config.choices import record_choices
@@ -40,11 +42,16 @@ def run(cfg: DictConfig) -> list[dict] | dict:
     positive_int(cfg, "batch_size")
     positive_int(cfg, "window")
     if prompts is not None:
-        output = output_path(cfg, prompts)
+        output = output_path(cfg, prompts)  # a directory, a foreign or unwritable file: refused now
         for _ in iter_prompts(prompts):  # a malformed line fails before the checkpoint loads
             pass
+    elif cfg.output is not None:
+        raise ConfigError(
+            f"output={cfg.output}: applies to prompts_file= only (one prompt= prints its completion); "
+            f'put the prompt in a JSONL file ({{"prompt": "..."}} per line) or drop output='
+        )
     device = pick_device(cfg.device)
-    dtype = getattr(torch, cfg.dtype) if cfg.dtype else None
+    dtype = model_dtype(cfg.dtype)
     try:
         loaded = load(cfg.ckpt, device=device, dtype=dtype, key="ckpt")
     except (FileNotFoundError, ValueError) as err:
@@ -61,6 +68,16 @@ def run(cfg: DictConfig) -> list[dict] | dict:
         file=sys.stderr,
     )
     return [result]
+
+
+def model_dtype(name) -> torch.dtype | None:
+    """``dtype=`` as a torch dtype: the usual names and aliases (bf16, fp16, fp32); None keeps float32."""
+    if name is None:
+        return None
+    try:
+        return resolve_dtype(str(name))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="generate", version_base="1.3")

@@ -304,6 +304,26 @@ def test_optuna_study_source_joins_trials_with_their_run_records(root, runs):
     )
 
 
+def test_a_journal_study_reads_like_a_sqlite_one(tmp_path):
+    """storage=journal:///<file> (the sweep driver's choice for NFS): the same rows, by URL."""
+    from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415
+
+    journal = tmp_path / "sweep.journal"
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))  # as the sweep driver opens it
+    study = optuna.create_study(storage=storage, study_name="steps", directions=["maximize", "minimize"])
+    study.set_user_attr("sweep", {"objectives": [["sort/exact_match", "maximize"], ["sort/nfe", "minimize"]]})
+    steps = {"sampler.steps": optuna.distributions.CategoricalDistribution([8, 16])}
+    for value, nfe in ((0.5, 8.0), (0.75, 16.0)):
+        params = {"sampler.steps": int(nfe)}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=steps, values=[value, nfe]))
+    table = load_runs(f"optuna:journal://{journal}#steps")
+    assert table["sort/exact_match"].tolist() == [0.5, 0.75] and table["sampler.steps"].tolist() == [8, 16]
+    assert load_runs(f"optuna:journal://{journal}")["study"].tolist() == ["steps", "steps"]  # its only study
+    with pytest.raises(FileNotFoundError, match="no such journal file"):
+        load_runs(f"optuna:journal://{tmp_path / 'missing.journal'}")
+    assert not (tmp_path / "missing.journal").exists()  # a typo creates no empty journal
+
+
 # -- figures -----------------------------------------------------------------------------------
 
 

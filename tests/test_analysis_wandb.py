@@ -176,7 +176,7 @@ def test_wandb_api_source_reads_recorded_runs(tmp_path, monkeypatch):
 def test_wandb_api_is_the_default(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     api = RecordedApi(DATA)
-    monkeypatch.setattr("analysis.wandb_api.default_api", lambda: api)
+    monkeypatch.setattr("analysis.wandb_api.default_api", lambda source: api)
     assert len(load_runs("wandb:lit-illada/lit_illada")) == 2 and api.calls[0][0] == "runs"
 
 

@@ -161,7 +161,7 @@ def test_consolidated_export_gives_the_sharded_models_logits(runs, tmp_path):
     ckpt = root / "two" / "checkpoints" / "last.ckpt"
     proc = subprocess.run(
         [sys.executable, "-m", "lit_illada.convert", "consolidate", str(ckpt), str(tmp_path / "export")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = {p.name for p in (tmp_path / "export").iterdir()}
@@ -227,7 +227,7 @@ def test_multirun_with_several_processes_is_refused(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "lit_illada.train", "-m", *FSDP, "trainer.devices=2", "optimizer.lr=1e-3,3e-3",
          f"runs_root={tmp_path / 'runs'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode != 0
     message = "Hydra multirun (-m) cannot be combined with trainer.devices x trainer.num_nodes = 2"

@@ -53,7 +53,7 @@ def test_autoregressive_checkpoint_is_scored_by_exact_likelihood(tmp_path, cache
     # An explicit diffusion scorer cannot apply to a left-to-right model: refused, not swapped.
     refused = subprocess.run(
         [sys.executable, "-m", "lit_illada.evaluate", f"ckpt={tmp_path / 'ar'}", "scoring=confidence", "tasks=mc_nextline"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=600,
     )
     assert refused.returncode == 2
     assert "scoring=confidence: does not apply to" in refused.stderr and "autoregressive checkpoint" in refused.stderr
@@ -62,7 +62,7 @@ def test_autoregressive_checkpoint_is_scored_by_exact_likelihood(tmp_path, cache
 def test_unknown_task_lists_the_choices(trained_run):
     result = subprocess.run(
         [sys.executable, "-m", "lit_illada.evaluate", f"ckpt={trained_run}", "tasks=[mc_nextline,gsm8k]"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: tasks=gsm8k: no such option; choose one of")

@@ -257,7 +257,8 @@ def test_entropy_bounded_sampler_commits_the_documented_set():
     assert first_step_commits(sampler, denoiser, prompt_length=2) == [{5, 3, 6}]
 
 
-def test_threshold_one_is_the_top_one_per_step_confidence_sampler():
+def test_threshold_one_without_saturated_probabilities_is_the_top_one_confidence_sampler():
+    # With every p below 1; a saturating denoiser commits several at once (test_metrics_meaning).
     knobs = {"gen_length": 12, "block_length": 4, "mask_id": MASK_ID}
     prompt = make_prompt(3, 4, seed=9)
     soft = partial(Boosted, boost={}, scale=0.25)  # every probability is well below 1

@@ -140,7 +140,7 @@ def test_sigterm_and_sigusr1_save_and_exit_for_a_requeue(uninterrupted, tmp_path
             assert proc.poll() is None, log.read_text()[-3000:]
             time.sleep(0.005)
         proc.send_signal(sig)
-        out = proc.communicate(timeout=120)[0]
+        out = proc.communicate(timeout=600)[0]
         assert proc.returncode == 75, log.read_text()[-3000:]  # EXIT_PREEMPTED
         assert "stopped by a signal at step" in out
         stopped = int(out.split("stopped by a signal at step ")[1].split(";")[0])

@@ -124,7 +124,7 @@ def test_empty_corpus_gives_a_clear_error(tmp_path, cache_dir):
         train(tmp_path, cache_dir, "data=text", f"data.corpus.paths=[{empty}]")
 
 
-def run_cli(*args, timeout=120):
+def run_cli(*args, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "lit_illada.train", *args], capture_output=True, text=True, timeout=timeout
     )

@@ -178,8 +178,23 @@ def safe_load(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # truncated file, not a checkpoint, or a global outside the allow-list
-        reason = f"{type(err).__name__}: {err}"
+        reason = unreadable_reason(path, err)
         raise CheckpointError(f"{path}: cannot be read as a checkpoint ({reason})") from err
+
+
+def unreadable_reason(path: str | Path, err: Exception) -> str:
+    """Why torch.load failed, in words where the file itself says it (torch's own message is
+    about its internals, e.g. mmap and zip serialization, for a plain text file)."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        return "an empty file, 0 bytes"
+    if path.is_file() and not zipfile.is_zipfile(path):
+        with path.open("rb") as handle:
+            head = handle.read(512)
+        text = head and all(32 <= b < 127 or b in b"\t\r\n" for b in head)
+        kind = "a text file" if text else "another kind of file"
+        return f"{kind}, not the zip archive torch.save writes"
+    return f"{type(err).__name__}: {err}"
 
 
 def verify_checkpoint(path: str | Path) -> None:

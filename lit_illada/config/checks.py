@@ -21,6 +21,7 @@ from omegaconf.errors import MissingMandatoryValue
 from lit_illada.config.errors import ConfigError
 from lit_illada.config.parallel import world_size
 from lit_illada.config.safety import UnsafeConfigError, check_config_safety
+from lit_illada.config.wandb_settings import check_wandb_config
 
 
 def exit_on_bad_input(entry: Callable[[DictConfig], object], cfg: DictConfig) -> None:
@@ -104,6 +105,8 @@ def check_train_config(cfg: DictConfig, tokenizer_vocab: int, tokenizer_mask_id:
             )
     check_run_name(cfg)
     check_devices(cfg.trainer)
+    if cfg.logger.get("wandb") is not None:  # mode, log_model, base_url: before the run record is written
+        check_wandb_config(cfg.logger.wandb)
 
 
 def check_sampler(cfg: DictConfig, mask_id: int) -> None:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lit_illada.config.errors import ConfigError
+from lit_illada.config.outputs import check_output_file
 from lit_illada.evaluation.completion import Completer, batches_by_length
 
 
@@ -43,45 +44,90 @@ def prompts_path(cfg: DictConfig) -> Path | None:
 
 
 def output_path(cfg: DictConfig, prompts: Path) -> Path:
-    output = Path(cfg.output or prompts.with_suffix(".generations.jsonl"))
+    """Where the generations go, checked before the model loads: a writable file that is new, empty
+    or one this command wrote for these prompts (anything else is refused, never overwritten)."""
+    default = prompts.with_suffix(".generations.jsonl")
+    output = Path(cfg.output or default)
     if output.resolve() == prompts.resolve():
         raise ConfigError(f"output={output} is the prompts file itself; choose another output=")
+    check_output_file(output, "output", replaced=False, example=default.name)
+    written_records(output, prompts)
     return output
 
 
-def resume_point(output: Path, prompts: Path, sampler: str) -> int:
-    """How many prompts ``output`` already holds. Drops a half-written last line; refuses an
-    output that belongs to other prompts or another sampler (appending would mix them)."""
+# What Completer.complete adds to a prompt's row: a line with these is a record generate wrote.
+RECORD_KEYS = (
+    "completion", "nfe", "seconds", "batch_seconds", "tokens_per_s", "tokens_per_forward", "sampler"
+)
+
+
+def written_records(output: Path, prompts: Path, sampler: str | None = None) -> tuple[int, int]:
+    """(records, bytes they span) of the complete generation records at the start of ``output``.
+
+    Refuses a file this command did not write (a line that is not a record), one written for
+    other prompts, or (given ``sampler``) with another sampler: appending would mix them. A last
+    line without its newline passes only when it is the beginning of the next prompt's record,
+    as a kill mid-write leaves it; anything else there is the user's, and is refused.
+    """
     if not output.exists():
-        return 0
-    done, keep = 0, 0  # complete lines, and the byte length they span
+        return 0, 0
+    done, keep = 0, 0
     expected = iter_prompts(prompts)
     with output.open("rb") as handle:
         for line in handle:
-            if not line.endswith(b"\n"):
-                break  # killed mid-write: redo this prompt
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise ConfigError(
-                    f"output={output}, line {done + 1}: not JSON; delete the file (or choose another "
-                    f"output=) to generate from scratch"
-                ) from None
             number, source = next(expected, (None, None))
-            if source is None or row.get("prompt") != source["prompt"]:
+            if not line.endswith(b"\n"):
+                if source is not None and _begins_record(line, source):
+                    break  # killed mid-write: the caller redoes this prompt
+                raise ConfigError(_not_generated(output, done + 1))
+            row = _record(line)
+            if row is None:
+                raise ConfigError(_not_generated(output, done + 1))
+            if source is None or row["prompt"] != source["prompt"]:
                 raise ConfigError(
                     f"output={output}, line {done + 1} does not match prompts_file={prompts}"
                     f"{f' line {number}' if number else ' (it has fewer prompts)'}: the output belongs to "
                     f"other prompts; delete it or choose another output="
                 )
-            if row.get("sampler") != sampler:
+            if sampler is not None and row["sampler"] != sampler:
                 raise ConfigError(
-                    f"output={output} was written with {row.get('sampler')}, this command samples with "
+                    f"output={output} was written with {row['sampler']}, this command samples with "
                     f"{sampler}; delete it or choose another output= (appending would mix the two)"
                 )
             done += 1
             keep += len(line)
-    if keep < output.stat().st_size:
+    return done, keep
+
+
+def _record(line: bytes) -> dict | None:
+    try:
+        row = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    texts = ("prompt", "completion", "sampler")
+    return row if isinstance(row, dict) and all(isinstance(row.get(k), str) for k in texts) else None
+
+
+def _begins_record(partial: bytes, source: dict) -> bool:
+    """Whether ``partial`` is how the record of ``source`` starts: the prompt's row as json.dumps
+    writes it, up to the first value generation adds (or the whole of that beginning, and more)."""
+    marker = "\u0000lit_illada-record\u0000"
+    template = json.dumps({**source, **dict.fromkeys(RECORD_KEYS, marker)})
+    head = template[: template.index(json.dumps(marker))].encode()
+    return head.startswith(partial) or partial.startswith(head)
+
+
+def _not_generated(output: Path, line: int) -> str:
+    return (
+        f"output={output} was not written by generate (line {line} is not a generation record); it is "
+        f"left untouched: choose another output= (or delete the file to generate into it)"
+    )
+
+
+def resume_point(output: Path, prompts: Path, sampler: str) -> int:
+    """How many prompts ``output`` already holds; a half-written last record is cut off, to be redone."""
+    done, keep = written_records(output, prompts, sampler)
+    if output.exists() and keep < output.stat().st_size:
         with output.open("r+b") as handle:
             handle.truncate(keep)
     return done

@@ -19,7 +19,7 @@ from lit_illada.config.checks import positive_int
 from lit_illada.config.choices import given
 from lit_illada.config.errors import ConfigError
 from lit_illada.config.paths import CONF_DIR
-from lit_illada.config.wandb_settings import stable_run_id, wandb_group, wandb_mode
+from lit_illada.config.wandb_settings import check_wandb_config, stable_run_id, wandb_init_kwargs
 from lit_illada.evaluation.completion import wants_bos
 from lit_illada.evaluation.tasks import EvalModel
 from lit_illada.evaluation.tasks.jsonl import load_jsonl_task
@@ -153,18 +153,30 @@ def write_results(results: dict, output: Path) -> None:
     print(f"wrote {output}")
 
 
-def log_to_wandb(results: dict, output: Path) -> None:
-    """One W&B run (job_type eval) per results file; its id follows the file, so a re-run updates it."""
-    import wandb  # noqa: PLC0415 - slow import, only when asked
+def wandb_settings(cfg: DictConfig) -> DictConfig:
+    """``logger.wandb`` of an evaluation that logs to W&B (``wandb=true``), checked before any work."""
+    wandb_cfg = cfg.logger.get("wandb") if cfg.get("logger") is not None else None
+    if wandb_cfg is None:
+        raise ConfigError(
+            "wandb=true: logger.wandb is null (logger=csv or logger=none); drop that logger= "
+            "override to log with conf/logger/wandb.yaml's settings, or set wandb=false"
+        )
+    check_wandb_config(wandb_cfg)
+    return wandb_cfg
 
+
+def log_to_wandb(results: dict, output: Path, wandb_cfg: DictConfig) -> None:
+    """One W&B run (job_type eval) per results file, under the ``logger.wandb`` settings that
+    training uses; its id follows the file, so a re-run updates it."""
+    import wandb  # noqa: PLC0415 - slow import, only when asked
 
     run_dir = output.parent.parent if output.parent.name == "results" else output.parent  # results/epoch-<k>.json
     name = f"{run_dir.name}-eval" + (f"-epoch{results['epoch']}" if results["epoch"] else "")
-    run = wandb.init(
-        project="lit_illada", job_type="eval", dir=str(output.parent), name=name, id=stable_run_id(str(output.resolve())),
-        group=wandb_group(None), mode=wandb_mode("auto"), resume="allow",
-        config={k: v for k, v in results.items() if k != "tasks"},
+    kwargs = wandb_init_kwargs(
+        wandb_cfg, name=name, run_id=stable_run_id(str(output.resolve())), job_type="eval",
+        directory=output.parent,
     )
+    run = wandb.init(**kwargs, config={k: v for k, v in results.items() if k != "tasks"})
     run.summary.update({f"{task}/{key}": value for task, metrics in results["tasks"].items()
                         for key, value in metrics.items() if isinstance(value, (int, float))})
     run.finish()

@@ -1,7 +1,8 @@
 """Parameter counts and per-device training memory, computed without allocating weights.
 
-Counts build the model on the meta device, so an 8B preset is counted in milliseconds. The
-memory model follows what training holds on one device:
+Counts are analytic from the config (nothing is built, not even on the meta device), so a
+model of any depth is counted at once. The memory model follows what training holds on one
+device:
 
 - params, grads, optimizer: float32 master weights, their gradients and AdamW's two moments
   (plus its per-tensor ``step``); with FSDP each rank holds its shard (rank 0's, the largest);
@@ -19,27 +20,49 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from lit_illada.core.model import ModelConfig, Transformer
+from lit_illada.core.model import ModelConfig
 
 GIB = 1024**3
 
 
+@dataclass(frozen=True)
+class ParamGroups:
+    """Parameter shapes per FSDP group, counted from the config alone: ``root`` (embedding, final
+    norm, an untied head) and one ``block``, repeated ``n_layers`` times (every block is alike).
+    Shapes in ``Transformer.named_parameters()`` order; checked against built models in the tests."""
+
+    root: tuple[tuple[int, ...], ...]
+    block: tuple[tuple[int, ...], ...]
+    n_layers: int
+
+    @property
+    def n_tensors(self) -> int:
+        return len(self.root) + self.n_layers * len(self.block)
+
+
+def param_groups(cfg: ModelConfig) -> ParamGroups:
+    d, q, kv, f = cfg.d_model, cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.ffn_hidden
+    block = (
+        (d,),  # attn_norm
+        (q, d), (kv, d), (kv, d), (d, q),  # q_proj, k_proj, v_proj, attn_out
+        (d,),  # ff_norm
+        (f, d), (f, d), (d, f),  # ff_proj (gate), up_proj, ff_out
+    )
+    root = ((cfg.vocab_size, d), (d,)) + (() if cfg.tie_embeddings else ((cfg.vocab_size, d),))
+    return ParamGroups(root=root, block=block, n_layers=cfg.n_layers)
+
+
 def count_params(cfg: ModelConfig) -> int:
-    with torch.device("meta"):
-        return Transformer(cfg).num_params()
+    """Exact parameter count (a tied head once), as ``Transformer(cfg).num_params()``, in O(1)."""
+    groups = param_groups(cfg)
+    return _numel(groups.root) + groups.n_layers * _numel(groups.block)
 
 
-def _param_shapes(cfg: ModelConfig) -> dict[str, list[torch.Size]]:
-    """Parameter shapes per FSDP group: ``root`` (embedding, head, final norm) and each block."""
-    with torch.device("meta"):
-        net = Transformer(cfg)
-    groups = {f"block{i}": [p.shape for p in block.parameters()] for i, block in enumerate(net.blocks)}
-    block_params = {id(p) for p in net.blocks.parameters()}
-    groups["root"] = [p.shape for p in net.parameters() if id(p) not in block_params]
-    return groups
+def _numel(shapes) -> int:
+    return sum(math.prod(shape) for shape in shapes)
 
 
-def shard_numel(shape: torch.Size, world: int) -> int:
+def shard_numel(shape: tuple[int, ...], world: int) -> int:
     """Elements rank 0 holds when FSDP2 shards ``shape`` on dim 0 (``torch.chunk`` sizes)."""
     return math.ceil(shape[0] / world) * math.prod(shape[1:])
 
@@ -94,14 +117,14 @@ def training_memory(
     ``sharded``: FSDP over ``world`` ranks (else every device holds everything, as in DDP).
     ``checkpointed_blocks``: blocks whose activations are recomputed in the backward pass.
     """
-    groups = _param_shapes(cfg)
+    groups = param_groups(cfg)
     shards = world if sharded else 1
-    local = sum(shard_numel(s, shards) for shapes in groups.values() for s in shapes)
-    n_tensors = sum(len(shapes) for shapes in groups.values())
+    local = sum(shard_numel(s, shards) for s in groups.root)
+    local += groups.n_layers * sum(shard_numel(s, shards) for s in groups.block)
     return TrainingMemory(
         params=local * precision.master,
         grads=local * precision.master,
-        optimizer=local * 2 * precision.master + n_tensors * 4,  # exp_avg, exp_avg_sq; step
+        optimizer=local * 2 * precision.master + groups.n_tensors * 4,  # exp_avg, exp_avg_sq; step
         activations=_saved_activations(cfg, batch_size * seq_len, precision.compute, checkpointed_blocks),
         transient=_transient(cfg, groups, batch_size * seq_len, sharded, precision, checkpointed_blocks),
     )
@@ -118,18 +141,18 @@ def _saved_activations(cfg: ModelConfig, tokens: int, compute: int, checkpointed
 
 
 def _transient(
-    cfg: ModelConfig, groups: dict, tokens: int, sharded: bool, precision: Precision, checkpointed: int
+    cfg: ModelConfig, groups: ParamGroups, tokens: int, sharded: bool, precision: Precision, checkpointed: int
 ) -> int:
-    numel = {name: sum(math.prod(s) for s in shapes) for name, shapes in groups.items()}
+    root, block = _numel(groups.root), _numel(groups.block)
     weights = 0
     if sharded:
         # The root stays gathered through the step, plus the block in use and the one prefetched,
         # and one group's unsharded gradients before their reduce-scatter.
-        largest = max(numel.values())
-        weights = (numel["root"] + 2 * numel["block0"]) * precision.compute
+        largest = max(root, block)
+        weights = (root + 2 * block) * precision.compute
         weights += largest * (precision.compute + precision.reduce)
     elif precision.autocast:
-        weights = sum(numel.values()) * precision.compute  # autocast's cached weight copies
+        weights = (root + groups.n_layers * block) * precision.compute  # autocast's cached weight copies
     logits = tokens * cfg.vocab_size * (precision.compute + 4)  # head output and its float32 copy
     recompute = tokens * block_activation_bytes(cfg, precision.compute) if checkpointed else 0
     return weights + logits + recompute

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.throughput import get_available_flops
 from omegaconf import DictConfig
 
-from lit_illada.config.parallel import DTYPES, FSDPConfig, checkpointed_blocks, world_size
+from lit_illada.config.parallel import DTYPES, FSDPConfig, world_size
 from lit_illada.core.model import ModelConfig
 from lit_illada.planning.memory import (
     Precision,
@@ -25,12 +25,35 @@ HEADROOM = 0.9  # keep 10% of device memory for the CUDA context, NCCL buffers a
 PEAK_BF16_FLOPS = 989e12  # H100 / H200 SXM dense bf16, per GPU
 
 
+# The share of positions a pretraining step runs the LM head at: the mean mask rate E[p(t)] of
+# the default linear schedule p(t) = t, t ~ U(0, 1). SFT masks only answers, so its share is lower.
+PRETRAIN_HEAD_SHARE = 0.5
+
+
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
-    """Training FLOPs per token: 6·(non-embedding params) + 6·vocab·d + 6·layers·heads·head_dim·seq."""
-    embedding = cfg.vocab_size * cfg.d_model
-    non_embedding = count_params(cfg) - embedding * (1 if cfg.tie_embeddings else 2)
+    """Model FLOPs per training token, the count MFU divides by: every matmul of forward (2) and
+    backward (4) per weight, 6·(params without the input embedding, the LM head included), plus
+    bidirectional attention, 12·layers·heads·head_dim·seq (QKᵀ and AV, no causal discount).
+    PaLM's 6N + 12·L·H·Q·T, as torchtitan and nanoGPT count: the LM head at every position."""
     attention = cfg.n_layers * cfg.n_heads * cfg.head_dim * seq_len
-    return 6.0 * (non_embedding + embedding + attention)
+    return 6.0 * (count_params(cfg) - _input_embedding(cfg)) + 12.0 * attention
+
+
+def head_flops_per_position(cfg: ModelConfig) -> float:
+    """FLOPs of the LM head (d -> vocab) at one position, forward and backward: 6·vocab·d."""
+    return 6.0 * cfg.vocab_size * cfg.d_model
+
+
+def executed_flops(cfg: ModelConfig, model_flops: float, tokens: float, head_positions: float) -> float:
+    """FLOPs actually run for ``tokens`` tokens of ``model_flops`` when the LM head runs at
+    ``head_positions`` of them only (``logits_at``: the masked positions of diffusion, the
+    targets of AR)."""
+    return model_flops - (tokens - head_positions) * head_flops_per_position(cfg)
+
+
+def _input_embedding(cfg: ModelConfig) -> int:
+    """The embedding table as a lookup costs no FLOPs; tied, the same weights are the head and count."""
+    return 0 if cfg.tie_embeddings else cfg.vocab_size * cfg.d_model
 
 
 def peak_flops(accelerator: str) -> float | None:
@@ -58,7 +81,9 @@ class Layout:
     activation_checkpointing: int  # 0 off, k: every k-th block (FSDPConfig)
 
     def checkpointed_blocks(self, n_layers: int) -> int:
-        return len(checkpointed_blocks(n_layers, self.activation_checkpointing))
+        """len(config.parallel.checkpointed_blocks(n_layers, k)), not listed: any depth plans at once."""
+        every = self.activation_checkpointing
+        return 0 if every == 0 else len(range(0, n_layers, every))
 
     @property
     def tokens_per_step(self) -> int:
@@ -108,6 +133,9 @@ class Plan:
     def flops_per_token(self) -> float:
         return flops_per_token(self.model, self.layout.seq_len)
 
+    def executed_flops_per_token(self, head_share: float = PRETRAIN_HEAD_SHARE) -> float:
+        return executed_flops(self.model, self.flops_per_token(), 1.0, head_share)
+
     def seconds(self, tokens: float, mfu: float, peak_flops: float = PEAK_BF16_FLOPS) -> float:
         return tokens * self.flops_per_token() / (self.layout.world * peak_flops * mfu)
 
@@ -116,13 +144,17 @@ class Plan:
     ) -> str:
         lines = [self._header(), *self._memory_lines()]
         flops = self.flops_per_token()
-        lines.append(
-            f"compute: {flops:.3e} FLOPs/token (6·non-embedding + 6·vocab·d + 6·layers·heads·head_dim·seq)"
-        )
+        lines += [
+            f"model FLOPs: {flops:.3e}/token (6·params without the input embedding + "
+            "12·layers·heads·head_dim·seq; the LM head at every position, as MFU counts it)",
+            f"executed FLOPs: {self.executed_flops_per_token():.3e}/token (the LM head only at masked "
+            f"positions, {PRETRAIN_HEAD_SHARE:.0%} of them in pretraining)",
+        ]
         if token_budget:
             per_gpu = peak_flops * mfu / flops
             lines.append(
-                f"time: {token_budget:.3g} tokens at {mfu:.0%} MFU of {peak_flops / 1e12:.0f} TFLOP/s x "
+                f"time: {token_budget:.3g} tokens at {mfu:.0%} MFU (of model FLOPs) of "
+                f"{peak_flops / 1e12:.0f} TFLOP/s x "
                 f"{self.layout.world} devices ({per_gpu:,.0f} tokens/s/device) = "
                 f"{_duration(self.seconds(token_budget, mfu, peak_flops))}"
             )

@@ -2,8 +2,8 @@
 
 * ``ConfidenceSampler``: LLaDA's fixed schedule, the same number per step, best-scored first.
 * ``AdaptiveSampler`` subclasses commit a data-dependent number per step and loop until
-  the block is full: ``ThresholdSampler`` and ``FactorSampler`` (Fast-dLLM) and
-  ``EntropyBoundedSampler`` (EB). Each one's rule is a pure function of the ranked
+  the block is full: ``ThresholdSampler`` and ``FactorSampler`` (Fast-dLLM, scores in
+  float64) and ``EntropyBoundedSampler`` (EB). Each one's rule is a pure function of the ranked
   candidates, exported for tests and analysis.
 """
 
@@ -159,13 +159,31 @@ class AdaptiveSampler(Sampler):
         at-least-one floor and the candidate cap that ``decode_block`` applies."""
 
 
-class ThresholdSampler(AdaptiveSampler):
+class ProbabilityRuleSampler(AdaptiveSampler):
+    """An adaptive rule that compares scores with fixed probabilities (threshold, factor).
+
+    The score is computed from float64 logits, as in Fast-dLLM: a bf16 softmax keeps 8
+    significant bits, so near 0.9 it rounds p to a multiple of 1/256, and the threshold with
+    it, flipping decisions near the threshold (about 1% of p >= 0.9 on a 126k vocabulary, as
+    reported). The fixed schedule (``ConfidenceSampler``) only ranks, and keeps the logits'
+    dtype to stay token-identical to LLaDA.
+    """
+
+    def confidence(
+        self, logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        return self.score(logits.to(torch.float64), x0, generator)
+
+
+class ThresholdSampler(ProbabilityRuleSampler):
     """Fast-dLLM parallel decoding: commit every candidate whose score is >= ``threshold``.
 
     Args:
         threshold: tau in (0, 1]; 0.9 gives about 3 tokens per forward on GSM8K with
-            LLaDA at unchanged accuracy. At 1 it commits one token per step (the
-            confidence sampler with ``steps == gen_length``).
+            LLaDA at unchanged accuracy. At 1 only scores of exactly 1.0 pass, and softmax
+            saturates (in float64 a lead of about 37 over a lone rival gives p == 1.0), so
+            several positions may still commit in one step: tau = 1 is not the confidence
+            sampler with ``steps == gen_length``.
         **knobs: the ``Sampler`` knobs; ``score`` must lie in [0, 1] to be comparable
             (``unit_interval``: ``Probability``, ``Margin``, ``Uniform``).
     """
@@ -184,7 +202,7 @@ class ThresholdSampler(AdaptiveSampler):
         return threshold_count(ranking.values, self.threshold)
 
 
-class FactorSampler(AdaptiveSampler):
+class FactorSampler(ProbabilityRuleSampler):
     """Fast-dLLM's factor rule: accept the longest ranked prefix with score_i >= 1 - f/(i+1).
 
     Args:

@@ -8,8 +8,9 @@ command line with ``sampler/score=probability|margin|entropy|random``.
 
 ``Probability`` keeps the logits' own dtype because the LLaDA reference does and the
 confidence sampler must stay token-identical to it. The other scores have no reference to
-match, so they are computed in float32: an entropy summed over a 126k vocabulary in bf16
-would be too coarse to rank tokens.
+match, so they are computed in at least float32: an entropy summed over a 126k vocabulary in
+bf16 would be too coarse to rank tokens. Every score keeps float64 logits in float64: the
+threshold and factor rules pass them so (``policies.ProbabilityRuleSampler``), as Fast-dLLM does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     ``entr`` treats ``p = 0`` as contributing 0, so tokens suppressed with a ``-inf`` logit
     (EOS suppression, n-gram bans) do not turn the sum into NaN.
     """
-    return torch.special.entr(F.softmax(logits.float(), dim=-1)).sum(dim=-1)
+    return torch.special.entr(F.softmax(at_least_float32(logits), dim=-1)).sum(dim=-1)
+
+
+def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 logits upcast to float32; float32 and float64 ones left as they are."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 class Score(ABC):
@@ -66,7 +72,7 @@ class Margin(Score):
     unit_interval = True
 
     def __call__(self, logits, x0, generator):
-        top = F.softmax(logits.float(), dim=-1).topk(2, dim=-1).values
+        top = F.softmax(at_least_float32(logits), dim=-1).topk(2, dim=-1).values
         return top[..., 0] - top[..., 1]
 
 

@@ -15,7 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -29,6 +29,37 @@ from lit_illada.checkpoints.files import (
     step_checkpoints,
     stored_bytes,
 )
+from lit_illada.training import lightning_internals
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """best.ckpt: the lowest ``val/nll`` of the run, kept across resumes of a moved run folder.
+
+    ModelCheckpoint forgets the best score when its folder's path changed since the checkpoint
+    (a run folder copied or moved, then continued) and writes the next best to best-v1.ckpt,
+    leaving best.ckpt stale. Here the folder is always ``<run>/checkpoints``: a different path
+    means the same folder moved, so the paths in the state are moved along with it.
+    """
+
+    def __init__(self, dirpath: str | Path) -> None:
+        super().__init__(
+            dirpath=dirpath, filename="best", monitor="val/nll", mode="min", save_top_k=1,
+            auto_insert_metric_name=False,
+        )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            state_dict = {**state_dict, "dirpath": self.dirpath}
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                state_dict[key] = self._moved(state_dict.get(key))
+            state_dict["best_k_models"] = {
+                self._moved(path): score for path, score in (state_dict.get("best_k_models") or {}).items()
+            }
+        super().load_state_dict(state_dict)
+
+    def _moved(self, path: str | None) -> str | None:
+        return os.path.join(self.dirpath, os.path.basename(path)) if path else path
 
 
 class EpochCheckpoints(L.Callback):
@@ -52,11 +83,23 @@ def _positive(value: Any, kinds: type | tuple[type, ...]) -> bool:
     return isinstance(value, kinds) and not isinstance(value, bool) and value > 0
 
 
-def validation_follows(trainer: L.Trainer) -> bool:
-    """Whether Lightning validates right after the current training batch: its own rule, asked
-    from ``on_train_batch_end`` (a private method; ModelCheckpoint peeks at the loop likewise)."""
+def last_training_batch(trainer: L.Trainer) -> bool:
+    """Whether ``max_steps`` or ``max_epochs`` ends training after the current batch."""
+    if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+        return True
     loop = trainer.fit_loop.epoch_loop
-    return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+    last_epoch = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
+    return last_epoch and loop.batch_idx + 1 >= trainer.num_training_batches
+
+
+def scheduled_validation_follows(trainer: L.Trainer) -> bool:
+    """Whether Lightning validates after this batch by ``val_check_interval``, not because
+    training stops (``should_stop`` alone makes it validate too)."""
+    stop, trainer.should_stop = trainer.should_stop, False
+    try:
+        return lightning_internals.validation_follows(trainer)
+    finally:
+        trainer.should_stop = stop
 
 
 class StepCheckpoints(Checkpoint):
@@ -72,6 +115,13 @@ class StepCheckpoints(Checkpoint):
     written at the next hook, once Lightning has logged the batch's metrics row and the loggers
     are flushed: a kill in between resumes from the previous checkpoint and logs those steps
     again, rather than leaving a step missing from metrics.csv.
+
+    The final weights are validated too, inside ``fit``, so that they compete for best.ckpt:
+    when the last batch (``max_steps``, the last epoch, or a stop such as ``max_time``) falls
+    between two scheduled validations, this sets ``trainer.should_stop``, which is how Lightning
+    validates before an early stop. That run's checkpoint is then the state at ``on_train_end``:
+    Lightning resumes from a validation-end state correctly only after a scheduled validation
+    (it replays the rest of that batch), not after this one.
     """
 
     def __init__(
@@ -94,6 +144,7 @@ class StepCheckpoints(Checkpoint):
         self._saved_step = -1
         self._clock = time.monotonic()
         self._pending: dict[str, Any] | None = None  # a batch-end state, not written yet
+        self._final_validation = False  # the validation after this batch is the extra final one
 
     @property
     def state_key(self) -> str:
@@ -104,6 +155,7 @@ class StepCheckpoints(Checkpoint):
             clean_temporaries(self.dirpath)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        lightning_internals.check(trainer)  # before hours of training, not at the first save
         self._clock = time.monotonic()
         self._saved_step = trainer.global_step  # the checkpoint resumed from, or nothing to save yet
         if trainer.is_global_zero:
@@ -114,10 +166,15 @@ class StepCheckpoints(Checkpoint):
                     remove_path(path)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self._due(trainer) and not validation_follows(trainer):
+        final = trainer.should_stop or last_training_batch(trainer)
+        self._final_validation = final and not scheduled_validation_follows(trainer)
+        if self._final_validation:
+            trainer.should_stop = True  # Lightning validates, then stops; on_train_end saves
+            return
+        if self._due(trainer) and not lightning_internals.validation_follows(trainer):
             # Lightning's own checkpoint dict (Trainer.save_checkpoint does the same): references
             # to weights and optimizer state, which stay as they are until the next batch trains.
-            self._pending = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+            self._pending = lightning_internals.dump_checkpoint(trainer)
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         self._write_pending(trainer)
@@ -127,7 +184,8 @@ class StepCheckpoints(Checkpoint):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
             self._pending = None
-            self.save(trainer)
+            if not self._final_validation:
+                self.save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._pending = None
@@ -246,37 +304,62 @@ class RNGStates(L.Callback):
 
 
 class PreemptionSignal(L.Callback):
-    """SIGUSR1 (SLURM's ``--signal=USR1@<seconds>`` warning) stops the run like SIGTERM.
+    """SIGUSR1 (SLURM's ``--signal=USR1@<seconds>`` warning) and Ctrl-C stop the run like SIGTERM.
 
     Lightning turns SIGTERM into ``SIGTERMException`` at the next batch boundary, on every rank
     at once (rank 0's flag is broadcast each batch); ``StepCheckpoints`` saves then and the
-    entry point exits with ``EXIT_PREEMPTED``. This handler raises the same flag for SIGUSR1.
-    Under SLURM it replaces Lightning's own SIGUSR1 handler, which writes an extra
-    ``hpc_ckpt_<n>.ckpt`` in the middle of a step (not an exact resume point); the entry point
-    requeues the job itself after the save (``requeue``).
+    entry point exits with ``EXIT_PREEMPTED``. This handler raises the same flag for SIGUSR1
+    and for a first SIGINT (``interrupted``: the entry point records it and exits
+    ``EXIT_INTERRUPTED``); a second SIGINT raises ``KeyboardInterrupt`` at once, which Lightning
+    turns into an immediate stop without a save. Under SLURM it replaces Lightning's own
+    SIGUSR1 handler, which writes an extra ``hpc_ckpt_<n>.ckpt`` in the middle of a step (not an
+    exact resume point); the entry point requeues the job itself after the save (``requeue``).
     """
+
+    SIGNALS = ("SIGUSR1", "SIGINT")
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self._previous = None
+        self.interrupted = False  # a first Ctrl-C asked to stop
+        self.aborted = False  # a second one stopped at once
+        self._previous: dict[int, Any] = {}
         self._trainer: L.Trainer | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After Lightning registered its handlers (Trainer._run, before the fit loop starts).
-        if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
             return
         self._trainer = trainer
-        self._previous = signal.signal(signal.SIGUSR1, self._handle)
+        for name in self.SIGNALS:
+            if hasattr(signal, name):
+                number = getattr(signal, name)
+                self._previous[number] = signal.signal(number, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT:
+            if self.interrupted:
+                self.aborted = True
+                raise KeyboardInterrupt  # the second Ctrl-C: stop now, nothing saved
+            self.interrupted = True
+            # os.write: print() may be in use by the interrupted code (not reentrant)
+            os.write(2, b"\nCtrl-C: saving a checkpoint after this batch, then stopping; "
+                        b"press Ctrl-C again to stop at once without saving\n")
         self.received = signum
-        # Lightning's SIGTERM flag, without its handler's collective inside a signal handler.
-        self._trainer._signal_connector.received_sigterm = True
+        lightning_internals.raise_sigterm_flag(self._trainer)
+
+    def _restore(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for number, previous in self._previous.items():
+                signal.signal(number, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self._previous is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGUSR1, self._previous)
-            self._previous = None
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException) -> None:
+        # Lightning skips the teardown hook when fit ends by an exception (SIGTERMException
+        # included). A Ctrl-C from now on is the default KeyboardInterrupt again.
+        self._restore()
 
     @property
     def requeue(self) -> bool:

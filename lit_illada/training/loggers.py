@@ -1,4 +1,5 @@
-"""Experiment loggers for a run: the run record's CSV and, optionally, Weights & Biases."""
+"""Experiment loggers for a run: the run record's CSV and, optionally, Weights & Biases
+(with the run's checkpoints as W&B artifacts when ``logger.wandb.log_model`` asks for them)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger, WandbLogger  # WandbLogger imports wandb only when used
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from lit_illada.config.wandb_settings import component_tags, stable_run_id, wandb_group, wandb_mode
+from lit_illada.config.wandb_settings import (
+    component_tags,
+    log_model_choice,
+    stable_run_id,
+    wandb_init_kwargs,
+)
 
 
 class MetricsCSVLogger(Logger):
@@ -114,20 +121,72 @@ def build_loggers(cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> l
 
 
 def _wandb_logger(wandb_cfg: DictConfig, cfg: DictConfig, name: str, run_dir: Path, job_type: str) -> Logger:
-    logger = WandbLogger(
-        project=wandb_cfg.project,
-        entity=wandb_cfg.entity,
-        group=wandb_group(wandb_cfg.group),
-        tags=[*wandb_cfg.tags, *component_tags(cfg)],
-        job_type=job_type,
-        name=name,
-        id=stable_run_id(name),
-        save_dir=str(run_dir),
-        mode=wandb_mode(wandb_cfg.mode),
-        resume="allow",
+    kwargs = wandb_init_kwargs(
+        wandb_cfg, name=name, run_id=stable_run_id(name), job_type=job_type, directory=run_dir,
+        tags=component_tags(cfg),
+    )
+    logger = CheckpointArtifactsWandbLogger(
+        save_dir=kwargs.pop("dir"),  # Lightning's name for wandb.init's dir
+        upload=log_model_choice(wandb_cfg),
+        checkpoints=run_dir / "checkpoints",
+        **kwargs,
     )
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return logger
+
+
+class CheckpointArtifactsWandbLogger(WandbLogger):
+    """Lightning's WandbLogger that uploads checkpoints as W&B ``model`` artifacts
+    (``model-<run id>``, as Lightning names them) per ``logger.wandb.log_model``:
+
+    - ``best``: best.ckpt once training ends (Lightning's ``log_model=True``: its
+      ModelCheckpoint's files at the end, and best.ckpt is this project's only one);
+    - ``all``: every new best.ckpt as it is written (Lightning's ``log_model="all"``), then
+      the final checkpoint;
+    - ``last``: the final checkpoint (last.ckpt: the whole training state) once training ends;
+      Lightning has no such mode.
+
+    Only a run that ends normally uploads at the end: a preempted or failed one leaves that to
+    the run that resumes it. Lightning's own ``log_model`` is off because it uploads with
+    ``add_file``, which refuses the sharded (DCP) checkpoint folders of ``trainer=fsdp``.
+    """
+
+    def __init__(self, *, upload: str | None, checkpoints: Path, **kwargs: Any) -> None:
+        super().__init__(log_model=False, **kwargs)
+        self.upload = upload
+        self.checkpoints = checkpoints
+
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        # Lightning calls this after each ModelCheckpoint save: here a new lowest val/nll.
+        if self.upload == "all" and checkpoint_callback.best_model_path:
+            self._log_checkpoint(Path(checkpoint_callback.best_model_path), ["latest", "best"])
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        if status != "success" or self.upload is None or self._experiment is None:
+            return
+        if self.upload == "best":
+            self._log_checkpoint(self.checkpoints / "best.ckpt", ["latest", "best"])
+        else:  # last, all
+            self._log_checkpoint(self.checkpoints / "last.ckpt", ["latest", "last"])
+
+    def _log_checkpoint(self, path: Path, aliases: list[str]) -> None:
+        import wandb  # noqa: PLC0415 - WandbLogger's experiment has imported it already
+
+        if not path.exists():  # e.g. best.ckpt of a run that never validated
+            return
+        target = path.resolve()  # last.ckpt links the newest step-<n>.ckpt
+        artifact = wandb.Artifact(
+            name=f"model-{self.experiment.id}", type="model",
+            metadata={"original_filename": target.name},
+        )
+        if target.is_dir():  # a sharded (DCP) checkpoint folder
+            artifact.add_dir(str(target), name="model.ckpt")
+        else:
+            artifact.add_file(str(target), name="model.ckpt")
+        self.experiment.log_artifact(artifact, aliases=aliases)
 
 
 def log_samples_table(loggers: list[Logger], samples: list[dict[str, Any]]) -> None:

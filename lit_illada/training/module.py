@@ -21,6 +21,7 @@ from torchmetrics import MeanMetric
 
 from lit_illada.config.parallel import FSDPConfig
 from lit_illada.core.model import ModelConfig, Transformer
+from lit_illada.planning.plan import executed_flops
 from lit_illada.sampling.decoding import decoding_for
 from lit_illada.training.distributed import load_into_sharded, materialize, parallelize
 
@@ -60,11 +61,14 @@ class DiffusionLM(L.LightningModule):
         self.val_loss, self.val_nll, self.val_acc = MeanMetric(), MeanMetric(), MeanMetric()
         self._step_started = 0.0
         self.train_tokens = 0
+        self.train_head_positions = 0  # positions the LM head ran at (logits_at), for executed FLOPs
         self.train_seconds = 0.0
-        # Set by the entry point; with both, train/mfu is logged (FLOPs formula in lit_illada.planning.plan).
+        # Set by the entry point: the model FLOPs per token (lit_illada.planning.plan.flops_per_token)
+        # and the device's peak; with both, train/mfu_model and train/mfu_executed are logged.
         self.flops_per_token: float | None = None
         self.peak_flops: float | None = None
         self.last_validated_step = -1
+        self._val_packed_text = True  # whether every validation batch was packed text (for val/bpb)
 
     # --------------------------------------------------------------- sharding
     def configure_model(self) -> None:
@@ -98,8 +102,9 @@ class DiffusionLM(L.LightningModule):
                 "checkpoints/. Try a lower optimizer.lr, a longer lr_schedule.warmup_steps, or "
                 "trainer.gradient_clip_val."
             )
-        self._step_tokens = out.n_tokens
+        self._step_tokens, self._step_head_positions = out.n_tokens, out.n_predicted
         self.train_tokens += out.n_tokens  # here, not at batch end: a batch-end checkpoint counts it
+        self.train_head_positions += out.n_predicted
         self.log_dict(
             {"train/loss": out.loss.detach(), "train/nll": out.nll, "train/masked_acc": out.accuracy},
             prog_bar=False,
@@ -114,12 +119,33 @@ class DiffusionLM(L.LightningModule):
         self.train_seconds += seconds
         tokens_per_s = self._step_tokens / max(seconds, 1e-9)  # this device's
         self.log("train/tokens_per_s", tokens_per_s, on_step=True)
-        if self.flops_per_token and self.peak_flops:
-            self.log("train/mfu", tokens_per_s * self.flops_per_token / self.peak_flops, on_step=True)
+        for name, value in self.mfu(self._step_tokens, self._step_head_positions, seconds).items():
+            self.log(name, value, on_step=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
+
+    def mfu(self, tokens: int, head_positions: int, seconds: float) -> dict[str, float]:
+        """This device's MFU over ``tokens`` trained in ``seconds``, under both FLOP counts:
+
+        * ``train/mfu_model``: model FLOPs, the LM head at every position; comparable with other
+          frameworks (the convention of ``planning.plan.flops_per_token``);
+        * ``train/mfu_executed``: the FLOPs run, the LM head only at the ``head_positions``.
+
+        Empty without a peak (CPU) or a FLOP count.
+        """
+        if not (self.flops_per_token and self.peak_flops):
+            return {}
+        model = tokens * self.flops_per_token
+        executed = executed_flops(self.config, model, tokens, head_positions)
+        per_second = max(seconds, 1e-9) * self.peak_flops
+        return {"train/mfu_model": model / per_second, "train/mfu_executed": executed / per_second}
+
+    def run_mfu(self) -> dict[str, float]:
+        """``mfu`` over the whole run so far (resumed runs included): the summary's numbers."""
+        return self.mfu(self.train_tokens, self.train_head_positions, self.train_seconds)
 
     def on_validation_epoch_start(self) -> None:
         self._val_generator = torch.Generator(device=self.device).manual_seed(VAL_SEED)
+        self._val_packed_text = True
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         batch_size = batch["input_ids"].shape[0]
@@ -127,6 +153,7 @@ class DiffusionLM(L.LightningModule):
         grid = (torch.arange(batch_size, device=self.device) + 0.5) / batch_size
         t = self._time_from_uniform(grid)
         out = self.objective(self.net, batch, t=t, generator=self._val_generator, training=False)
+        self._val_packed_text &= "prompt_mask" not in batch  # SFT rows carry one (data.datamodule)
         self.val_loss.update(out.loss, weight=out.n_tokens)
         self.val_nll.update(out.nll, weight=out.n_tokens)
         self.val_acc.update(out.accuracy, weight=max(out.n_predicted, 1))
@@ -139,8 +166,14 @@ class DiffusionLM(L.LightningModule):
                 "The last good checkpoint is kept in checkpoints/. Try a lower optimizer.lr, a longer "
                 "lr_schedule.warmup_steps, or trainer.gradient_clip_val."
             )
-        metrics = {"val/loss": self.val_loss.compute(), "val/nll": nll, "val/masked_acc": self.val_acc.compute()}
-        if self.byte_level:
+        metrics = {
+            "val/loss": self.val_loss.compute(), "val/nll": nll, "val/masked_acc": self.val_acc.compute()
+        }
+        if self.byte_level and self._val_packed_text:
+            # Bits per byte only where the tokens are bytes of text: pretraining on the byte
+            # tokenizer (one EOS per document counts as a byte). SFT's NLL averages over answers
+            # and their EOS padding, and an HF tokenizer's tokens span a varying number of bytes
+            # that the batches do not carry, so there it would be a number in no unit.
             metrics["val/bpb"] = nll / math.log(2)
         self.log_dict(metrics, prog_bar=False)
         self.log("val_nll", nll, prog_bar=True, logger=False)
@@ -185,6 +218,7 @@ class DiffusionLM(L.LightningModule):
             "run_config": self.run_config,
             "counters": {
                 "train_tokens": self.train_tokens,
+                "train_head_positions": self.train_head_positions,
                 "train_seconds": self.train_seconds,
                 "last_validated_step": self.last_validated_step,
             },
@@ -193,6 +227,8 @@ class DiffusionLM(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         counters = checkpoint.get("lit_illada", {}).get("counters", {})
         self.train_tokens = counters.get("train_tokens", self.train_tokens)
+        # Unknown in a checkpoint written before this counter: its steps count as the full head.
+        self.train_head_positions = counters.get("train_head_positions", self.train_tokens)
         self.train_seconds = counters.get("train_seconds", self.train_seconds)
         self.last_validated_step = counters.get("last_validated_step", self.last_validated_step)
 
