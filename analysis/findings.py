@@ -56,12 +56,15 @@ def _interval_bars(ax, labels: list[str], cells: list[dict]) -> None:
 
 
 def plot_effects(name: str, result: dict, out: Path) -> Path:
-    """The finding's effects with their intervals, and its main comparison when it has one."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    """The finding's effects with their intervals, then its main comparisons (one panel each)."""
+    panels = _main_panels(name, result)
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(6 * (1 + len(panels)), 4.5), squeeze=False)
+    axes = axes[0]
     _interval_bars(axes[0], [e["name"] for e in result["effects"]], result["effects"])
     axes[0].axhline(0, color="black", linewidth=0.8)
     axes[0].set_title(f"{name}: effects (95% CI over seeds) - {result['verdict']}", fontsize=9)
-    _main_panel(name, result, axes[1])
+    for draw, ax in zip(panels, axes[1:], strict=True):
+        draw(ax)
     fig.tight_layout()
     path = out / f"findings_{name}.png"
     fig.savefig(path, dpi=120)
@@ -69,32 +72,48 @@ def plot_effects(name: str, result: dict, out: Path) -> Path:
     return path
 
 
-def _main_panel(name: str, result: dict, ax) -> None:
+def _front(ax, title: str, cells: dict, seeds: int) -> None:
+    """Exact match against NFE, one point per sampler setting."""
+    for label, cell in cells.items():
+        acc, nfe = cell["exact_match"], cell["nfe"]
+        low, high = max(acc["low"], 0.0), min(acc["high"], 1.0)  # a rate's interval, drawn within [0, 1]
+        ax.errorbar(nfe["mean"], acc["mean"], yerr=[[acc["mean"] - low], [high - acc["mean"]]],
+                    fmt="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("NFE (denoiser calls per answer, log)")
+    ax.set_ylabel(f"exact match (mean, 95% CI, n={seeds} seeds)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+
+
+def _main_panels(name: str, result: dict) -> list:
+    """Functions that each draw one panel of the finding's main comparison."""
     summary = result.get("summary", {})
     if name == "quality_vs_nfe":
-        for label, cell in summary.items():
-            acc, nfe = cell["exact_match"], cell["nfe"]
-            low, high = max(acc["low"], 0.0), min(acc["high"], 1.0)  # a rate's interval, drawn within [0, 1]
-            ax.errorbar(nfe["mean"], acc["mean"], yerr=[[acc["mean"] - low], [high - acc["mean"]]],
-                        fmt="o", capsize=3, label=label)
-        ax.set_xlabel("NFE (denoiser calls per answer)")
-        ax.set_ylabel(f"exact match (mean, 95% CI, n={len(result['points']) // max(len(summary), 1)} seeds)")
-        ax.legend(fontsize=6, ncol=2)
-    elif name == "sft_epochs":
-        for scope, cell in summary.items():
-            curve = cell["by_epoch"]
-            epochs = range(1, len(curve) + 1)
-            ax.plot(epochs, [c["mean"] for c in curve], marker="o", label=scope)
-            ax.fill_between(epochs, [c["low"] for c in curve], [c["high"] for c in curve], alpha=0.2)
-        ax.set_xlabel("SFT epoch")
-        ax.set_ylabel("exact match on 200 held-out questions (95% CI over seeds)")
-        ax.legend()
-    else:
-        cells = [(f"{label}: {metric}", value) for label, metrics in summary.items() if isinstance(metrics, dict)
-                 for metric, value in metrics.items() if isinstance(value, dict) and "mean" in value]
-        if cells:
-            _interval_bars(ax, [c[0] for c in cells], [c[1] for c in cells])
-            ax.set_title("measured values (95% CI over seeds)", fontsize=9)
+        # {task: {setting: cell}}, or {setting: cell} as written before the per-task record.
+        by_task = summary if all("exact_match" not in v for v in summary.values()) else {"": summary}
+        seeds = len({p["seed"] for p in result["points"]})
+        return [lambda ax, task=task, cells=cells: _front(ax, task, cells, seeds) for task, cells in by_task.items()]
+    if name == "sft_epochs":
+        def curves(ax):
+            for scope, cell in summary.items():
+                curve = cell["by_epoch"]
+                epochs = range(1, len(curve) + 1)
+                ax.plot(epochs, [c["mean"] for c in curve], marker="o", label=scope)
+                ax.fill_between(epochs, [c["low"] for c in curve], [c["high"] for c in curve], alpha=0.2)
+            ax.set_xlabel("SFT epoch")
+            ax.set_ylabel("exact match on 200 held-out questions (95% CI over seeds)")
+            ax.legend()
+        return [curves]
+    cells = [(f"{label}: {metric}", value) for label, metrics in summary.items() if isinstance(metrics, dict)
+             for metric, value in metrics.items() if isinstance(value, dict) and "mean" in value]
+    if not cells:
+        return []
+
+    def bars(ax):
+        _interval_bars(ax, [c[0] for c in cells], [c[1] for c in cells])
+        ax.set_title("measured values (95% CI over seeds)", fontsize=9)
+    return [bars]
 
 
 def write_findings(source: str | Path, out: str | Path) -> list[Path]:

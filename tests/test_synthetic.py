@@ -3,6 +3,7 @@ their data and task configs agree, and the JSONL task loader refuses bad records
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -11,11 +12,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from lit_illada.config.paths import CONF_DIR
-from lit_illada.data.synthetic import Addition, Facts, Sort, Sudoku
+from lit_illada.data.synthetic import Addition, Facts, Pick, Sort, Sudoku
 from lit_illada.evaluation.tasks.jsonl import load_jsonl_task, split_task_files
 
 SMALL = {"train_size": 300, "val_size": 50, "test_size": 50}
-TASKS = [Addition(**SMALL), Sort(**SMALL), Sudoku(**SMALL), Facts(num_facts=120, val_size=20, test_size=40)]
+TASKS = [Addition(**SMALL), Sort(**SMALL), Sudoku(**SMALL), Pick(**SMALL), Facts(num_facts=120, val_size=20, test_size=40)]
 
 
 def _sudoku_solves(prompt: str, answer: str) -> bool:
@@ -39,6 +40,9 @@ def independent_answer_ok(task, example) -> bool:
         return [int(d) for d in example.answer.split()] == sorted(digits)
     if isinstance(task, Sudoku):
         return _sudoku_solves(example.prompt, example.answer)
+    if isinstance(task, Pick):
+        listed, picked = example.prompt[len("pick "):-1], example.answer
+        return len(set(listed)) == len(listed) == 5 and len(set(picked)) == len(picked) == 3 and set(picked) <= set(listed)
     statement = (example.prompt + example.answer + example.suffix).split("=")
     return task.facts[statement[0]] == statement[1]
 
@@ -78,6 +82,20 @@ def test_addition_answers_vary_in_length():
     assert lengths == {1, 2, 3, 4}
 
 
+def test_pick_accepts_every_set_of_different_listed_digits_in_any_order():
+    task = Pick(**SMALL)
+    example = task.split("test")[0]
+    listed = example.prompt[len("pick "):-1]
+    right = ["".join(p) for p in itertools.permutations(listed, 3)]
+    assert len(right) == 60 and all(task.check(example, answer) for answer in right)
+    unlisted = next(d for d in "0123456789" if d not in listed)
+    for wrong in (listed[0] * 2 + listed[1], unlisted + listed[:2], listed[:2], "", listed[:3] + listed[3]):
+        assert not task.check(example, wrong), wrong
+    # The training answers are spread over the listed digits, not one fixed choice per list.
+    firsts = [e.prompt[len("pick "):-1].index(e.answer[0]) for e in task.split("train")]
+    assert all(35 <= firsts.count(i) <= 85 for i in range(5))
+
+
 def test_reverse_facts_are_infill_queries():
     facts = Facts(num_facts=50, reverse=True, val_size=10, test_size=10)
     for example in facts.split("test"):
@@ -92,7 +110,7 @@ def test_bad_sizes_are_refused():
         Addition(max_digits=0)
 
 
-@pytest.mark.parametrize("name", ["addition", "sort", "sudoku", "facts"])
+@pytest.mark.parametrize("name", ["addition", "sort", "sudoku", "pick", "facts"])
 def test_data_and_task_configs_describe_the_same_test_split(name):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         data = compose("train", overrides=[f"data={name}"]).data.source

@@ -1,9 +1,14 @@
-"""Finding 3: quality vs NFE vs latency for every sampler policy, on sorting lists of digits.
+"""Finding 3: quality vs NFE vs latency for every sampler policy, on two tasks.
 
-Output positions depend on each other (the sorted list must hold the input's digits, each
-once), so committing several at once (too few steps) or in a bad order (random) could hurt,
-and a confident model should need far fewer forwards with threshold-style rules. Uses the
-shared sort models (one per seed), every policy on the same 200 held-out lists in one process.
+- ``pick`` (any three different digits of the five listed are right): each digit alone is any
+  listed digit, but one already written is ruled out for the others, so committing several
+  digits in one step (too few steps) or in a bad order (random) writes a digit twice. Where
+  steps and order should matter.
+- ``sort`` (the sorted list is a function of the prompt): a model that knows each position's
+  answer can commit them all at once; where threshold rules should save most forwards.
+
+Uses the shared task models (one per seed per task), every policy on the same 200 held-out
+questions in one process.
 
     python examples/findings/quality_vs_nfe.py        # FINDINGS_ROOT, FINDINGS_SEEDS to change
 """
@@ -11,55 +16,85 @@ shared sort models (one per seed), every policy on the same 200 held-out lists i
 from __future__ import annotations
 
 from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
-from task_models import SORT_STEPS, sort_models
+from task_models import PICK_STEPS, SORT_STEPS, pick_models, sort_models
 
-TASK = ["tasks=[sort]", "tasks.sort.limit=200"]  # gen length 17: the longest answer (15) + 2
-FULL = 17
-POLICIES = {  # label -> overrides; steps over the 17-token canvas
-    **{f"confidence/steps={s}": ["sampler=confidence", f"sampler.steps={s}"] for s in (1, 2, 4, 8, FULL)},
-    f"random/steps={FULL}": ["sampler=random", f"sampler.steps={FULL}"],
-    f"margin/steps={FULL}": ["sampler=margin", f"sampler.steps={FULL}"],
-    f"entropy/steps={FULL}": ["sampler=entropy", f"sampler.steps={FULL}"],
-    **{f"threshold/{t}": ["sampler=threshold", f"sampler.threshold={t}"] for t in (0.5, 0.7, 0.9, 0.99)},
-    "threshold/0.9+prefix": ["sampler=threshold", "sampler.threshold=0.9", "sampler/cache=prefix"],
-    **{f"factor/{f}": ["sampler=factor", f"sampler.factor={f}"] for f in (0.5, 1.0, 2.0)},
-    **{f"eb/{g}": ["sampler=eb", f"sampler.gamma={g}"] for g in (0.01, 0.1, 1.0)},
-}
+KEYS = ("exact_match", "nfe", "seconds_per_sample", "tokens_per_s", "positions_denoised")
+
+
+def policies(full: int, steps: tuple[int, ...], order_at: int) -> dict[str, list[str]]:
+    """label -> overrides; ``full`` steps is one position per step over the canvas."""
+    return {
+        **{f"confidence/steps={s}": ["sampler=confidence", f"sampler.steps={s}"] for s in steps},
+        **{f"random/steps={s}": ["sampler=random", f"sampler.steps={s}"] for s in (order_at, full)},
+        f"margin/steps={full}": ["sampler=margin", f"sampler.steps={full}"],
+        f"entropy/steps={full}": ["sampler=entropy", f"sampler.steps={full}"],
+        **{f"threshold/{t}": ["sampler=threshold", f"sampler.threshold={t}"] for t in (0.5, 0.7, 0.9, 0.99)},
+        "threshold/0.9+prefix": ["sampler=threshold", "sampler.threshold=0.9", "sampler/cache=prefix"],
+        **{f"factor/{f}": ["sampler=factor", f"sampler.factor={f}"] for f in (0.5, 1.0, 2.0)},
+        **{f"eb/{g}": ["sampler=eb", f"sampler.gamma={g}"] for g in (0.01, 0.1, 1.0)},
+    }
+
+
+# task -> (its models, its generation canvas: the longest answer + 2, the step counts swept, where
+# random order is compared: pick at 4 steps commits its 2 certain positions (EOS) in the first
+# step, then one digit per step in confidence order)
+TASKS = {"pick": (pick_models, 5, (1, 2, 3, 4, 5), 4), "sort": (sort_models, 17, (1, 2, 4, 8, 17), 8)}
 
 
 def main() -> None:
-    runs = sort_models(ROOT / "shared")
-    keys = ("exact_match", "nfe", "seconds_per_sample", "tokens_per_s", "positions_denoised")
-    points, by_policy = evaluate_grid(runs, TASK, POLICIES, "sort", keys, "policy")
+    points, summary, by_task, runs = [], {}, {}, []
+    for task, (models, full, steps, order_at) in TASKS.items():
+        task_runs = models(ROOT / "shared")
+        runs += task_runs
+        grid = policies(full, steps, order_at)
+        task_points, by_policy = evaluate_grid(task_runs, [f"tasks=[{task}]"], grid,
+                                               task, KEYS, "policy")
+        points += [{"task": task, **point} for point in task_points]
+        by_task[task] = (full, by_policy)
+        summary[task] = {label: {key: interval([m[key] for m in by_policy[label]])
+                                 for key in ("exact_match", "nfe", "seconds_per_sample")} for label in grid}
 
-    def per_seed(label, key):
-        return [m[key] for m in by_policy[label]]
+    def per_seed(task, label, key):
+        return [m[key] for m in by_task[task][1][label]]
 
-    full, few = per_seed(f"confidence/steps={FULL}", "exact_match"), per_seed("confidence/steps=1", "exact_match")
-    rand = per_seed(f"random/steps={FULL}", "exact_match")
-    thr_acc = per_seed("threshold/0.9", "exact_match")
-    ratio = [t / c for t, c in zip(per_seed("threshold/0.9", "nfe"), per_seed(f"confidence/steps={FULL}", "nfe"),
-                                   strict=True)]
+    def difference(task, a, b, key="exact_match"):
+        return [x - y for x, y in zip(per_seed(task, a, key), per_seed(task, b, key), strict=True)]
+
+    def nfe_ratio(task):
+        full = by_task[task][0]
+        return [t / c for t, c in zip(per_seed(task, "threshold/0.9", "nfe"),
+                                      per_seed(task, f"confidence/steps={full}", "nfe"), strict=True)]
+
     effects = [
-        effect(f"accuracy: {FULL} steps - 1 step (confidence)", [a - b for a, b in zip(full, few, strict=True)], ">0"),
-        effect(f"accuracy: confidence order - random order ({FULL} steps)",
-               [a - b for a, b in zip(full, rand, strict=True)], ">0"),
-        effect(f"NFE ratio threshold(0.9) / confidence({FULL} steps), minus 1", [r - 1 for r in ratio], "<0"),
+        effect("pick accuracy: 5 steps - 1 step (confidence)",
+               difference("pick", "confidence/steps=5", "confidence/steps=1"), ">0"),
+        effect("pick accuracy: confidence order - random order (4 steps)",
+               difference("pick", "confidence/steps=4", "random/steps=4"), ">0"),
+        effect("sort NFE ratio threshold(0.9) / confidence(17 steps), minus 1", [r - 1 for r in nfe_ratio("sort")],
+               "<0"),
     ]
-    summary = {label: {key: interval(per_seed(label, key)) for key in ("exact_match", "nfe", "seconds_per_sample")}
-               for label in POLICIES}
     write_result("quality_vs_nfe", {
-        "claim": "Fewer denoising steps and a worse decoding order cost accuracy; threshold decoding "
-                 "needs far fewer forwards than LLaDA's fixed schedule at (nearly) equal accuracy",
+        "claim": "Too few denoising steps and a worse decoding order cost accuracy where answer tokens "
+                 "depend on each other; threshold decoding needs far fewer forwards than LLaDA's fixed "
+                 "schedule at (nearly) equal accuracy where the model is confident",
         "source": "not reported by LLaDA / iLLaDA (NFE, latency); Fast-dLLM for threshold",
         "command": "python examples/findings/quality_vs_nfe.py",
-        "preset": f"shared sort models (micro, {SORT_STEPS} steps x 128 lists), 200 test lists, seeds {SEEDS}",
+        "preset": f"shared task models (micro; pick {PICK_STEPS} steps x 64, sort {SORT_STEPS} steps x 128), "
+                  f"test questions: pick 200, sort 200; seeds {SEEDS}",
         "tokens_per_s": tokens_per_s(*runs),
         "points": points,
         "summary": summary,
         "effects": effects,
-        "notes": {"threshold_accuracy_minus_confidence": interval([t - c for t, c in zip(thr_acc, full, strict=True)]),
-                  "nfe_ratio_threshold_over_confidence": interval(ratio)},
+        "notes": {
+            "sort accuracy: 17 steps - 1 step (confidence)": interval(
+                difference("sort", "confidence/steps=17", "confidence/steps=1")),
+            "sort accuracy: threshold(0.9) - confidence(17 steps)": interval(
+                difference("sort", "threshold/0.9", "confidence/steps=17")),
+            "sort NFE ratio threshold(0.9) / confidence(17 steps)": interval(nfe_ratio("sort")),
+            "pick NFE ratio threshold(0.9) / confidence(5 steps)": interval(nfe_ratio("pick")),
+            "pick accuracy: threshold(0.9) - confidence(5 steps)": interval(
+                difference("pick", "threshold/0.9", "confidence/steps=5")),
+        },
     })
 
 

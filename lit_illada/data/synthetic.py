@@ -2,8 +2,8 @@
 
 Each task draws prompt/answer examples from its own ``random.Random(seed)``: the same seed
 gives the same examples on every machine and Python version, with no download. Examples are
-drawn until ``test_size + val_size + train_size`` distinct prompts exist and dealt out in that
-order, so the three splits never share a prompt and the test split does not depend on
+drawn until ``test_size + val_size + train_size`` distinct questions exist and dealt out in
+that order, so the three splits never share a question and the test split does not depend on
 ``train_size``.
 
 A task is an ``SFTSource`` (``data=<task>`` trains on its train split, with the prompt/answer
@@ -15,7 +15,10 @@ structure that both SFT masking scopes use) and gives the evaluation side what i
   curve that keeps rising with SFT epochs;
 - ``sort``: sort a list of digits; the answer's length follows the prompt's;
 - ``sudoku``: complete a 4x4 Sudoku; cells constrain each other, so committing several at
-  once (too few denoising steps) or in a bad order hurts: the quality-vs-NFE front;
+  once (too few denoising steps) or in a bad order can hurt;
+- ``pick``: different digits of the listed ones; the answer is not a function of the prompt, so
+  digits committed in one step from their separate marginals repeat each other: where too few
+  steps and a bad order really hurt (the quality-vs-NFE front);
 - ``facts``: key -> value facts queried forward (``key=`` -> value) and in reverse (the key
   from ``=value``, an infilling query): what a bidirectional model can answer and a
   left-to-right one cannot.
@@ -184,6 +187,43 @@ class Sort(SyntheticTask):
         i = rng.randrange(len(items))
         items[i] = str((int(items[i]) + rng.choice([1, 9])) % 10)  # one digit off
         return " ".join(items)
+
+
+class Pick(SyntheticTask):
+    """``"pick 82571:"`` -> ``"518"``: ``picks`` different digits of the listed ones, in any order;
+    every such answer is right.
+
+    The training answer is drawn uniformly among them, and ``check`` accepts each. The answer is
+    not a function of the prompt: each position alone is any listed digit, but a digit already
+    written is ruled out for the others. A sampler that commits several digits in one step, each
+    from its own marginal, tends to write the same digit twice; one that commits them one after
+    another does not. This is the task where too few denoising steps, or a bad order, hurt.
+    """
+
+    name = "pick"
+
+    def __init__(self, listed: int = 5, picks: int = 3, **sizes) -> None:
+        if not 2 <= listed <= 10:
+            raise ValueError(f"data.source.listed={listed}: choose 2..10")
+        if not 2 <= picks <= listed:
+            raise ValueError(f"data.source.picks={picks}: choose 2..listed ({listed})")
+        self.listed, self.picks = listed, picks
+        super().__init__(**sizes)
+
+    def draw(self, rng):
+        digits = rng.sample(range(10), self.listed)
+        return TaskExample("pick " + "".join(map(str, digits)) + ":", "".join(map(str, rng.sample(digits, self.picks))))
+
+    def check(self, example, answer):
+        listed = example.prompt.removeprefix("pick ").removesuffix(":")
+        picked = answer.strip()
+        return len(picked) == self.picks == len(set(picked)) and all(p in listed for p in picked)
+
+    def distractor(self, example, rng):
+        picked = list(example.answer)
+        i, j = rng.sample(range(len(picked)), 2)
+        picked[i] = picked[j]  # a digit twice: what parallel decoding writes
+        return "".join(picked)
 
 
 class Sudoku(SyntheticTask):
