@@ -69,7 +69,7 @@ def test_sbatch_warns_the_run_before_its_time_limit(path, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "1")
     assert preemption.requeue, f"{path.name}: {option[0]}: the trainer saves but does not requeue the job"
     assert "B" not in (option["flags"] or ""), f"{path.name}: B: signals only the batch shell, not the ranks"
-    assert option["seconds"], f"{path.name}: --signal needs @<seconds> before the time limit"
+    assert option["seconds"], f"{path.name}: --signal needs a lead time (USR1@N, N in s) before the limit"
     lead = int(option["seconds"])  # the configured warning time (a setting, not a measurement)
     limits = [limit_seconds(m["limit"]) for m in map(TIME_OPTION.match, options) if m]
     assert limits, f"{path.name}: no --time, so no time limit to warn before"
