@@ -185,3 +185,14 @@ def test_bad_input_fails_fast_with_the_key_and_the_fix(
         storage = f"sqlite:///{tmp_path / 'sweeps' / 'denoising_steps' / 'study.db'}"
         (trial,) = optuna.load_study(study_name="denoising_steps", storage=storage).trials
         assert trial.state == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_sweeps_root_that_is_a_file_is_refused_before_any_study(tmp_path, capsys):
+    """Issue 14, item 5: every output location is checked before the work starts."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a user's file\n")
+    code = sweep(["sweep=objective", "preset=tiny", f"sweeps_root={blocker}", "wandb=false"])
+    assert code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("error: sweeps_root=") and "notes.txt" in message
+    assert blocker.read_text() == "a user's file\n" and sorted(tmp_path.iterdir()) == [blocker]

@@ -20,6 +20,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lit_illada.config.errors import ConfigError
+from lit_illada.config.outputs import check_output_folder
 from lit_illada.config.paths import CONF_DIR
 from lit_illada.sweeping.commands import Command, TrainThenEvaluateCommand, build_command
 from lit_illada.sweeping.definition import SweepDefinition, find_sweep_file, load_definition
@@ -161,6 +163,10 @@ def plan_sweep(options: DictConfig, trial_overrides: list[str]) -> SweepPlan:
     sampler = build_sampler(definition)  # a bad sampler or pruner fails now, before the study exists
     pruner = build_pruner(definition)
     study_name = options.study or definition.study
+    try:  # where trials and the study are written: before the first trial, not after it
+        check_output_folder(Path(options.sweeps_root) / study_name, "sweeps_root", given=options.sweeps_root)
+    except ConfigError as err:
+        raise SweepConfigError(str(err)) from None
     return SweepPlan(
         definition=definition,
         command=command,
