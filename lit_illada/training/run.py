@@ -177,8 +177,9 @@ def asks_for_more(trainer: DictConfig, summary: dict) -> bool:
 
 
 def duration_seconds(max_time: str) -> float:
-    """``trainer.max_time`` (DD:HH:MM:SS) in seconds, parsed by Lightning's own Timer."""
-    return Timer(duration=max_time)._duration
+    """``trainer.max_time`` (DD:HH:MM:SS) in seconds, parsed by Lightning's own Timer (a Timer
+    not started yet has its whole duration remaining: public API, no private ``_duration``)."""
+    return Timer(duration=max_time).time_remaining()
 
 
 def check_max_time(trainer: DictConfig) -> None:
@@ -200,8 +201,9 @@ def check_max_time(trainer: DictConfig) -> None:
 def stop_reason(trainer: L.Trainer) -> str:
     """The limit that ended training, as the override that sets it (``trainer.max_steps=400``)."""
     timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
-    if timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
-        return f"trainer.max_time={format_duration(timer._duration)}"
+    remaining = timer.time_remaining() if timer is not None else None
+    if remaining is not None and remaining <= 0:
+        return f"trainer.max_time={format_duration(remaining + timer.time_elapsed())}"
     if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
         return f"trainer.max_steps={trainer.max_steps}"
     if trainer.max_epochs not in (None, -1) and trainer.current_epoch >= trainer.max_epochs:
@@ -210,7 +212,7 @@ def stop_reason(trainer: L.Trainer) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
     return f"{days:02d}:{hours:02d}:{minutes:02d}:{secs:02d}"
