@@ -158,7 +158,9 @@ def start(
         set_initial_weights(module, cfg.init_from)
 
     module.flops_per_token = flops_per_token(model_config, cfg.data.seq_len)
-    module.peak_flops = peak_flops(cfg.trainer.accelerator)  # None on CPU: no train/mfu there
+    # peak_tflops= overrides the device's peak (an unknown GPU); None on CPU: no train/mfu there.
+    given_peak = cfg.get("peak_tflops")
+    module.peak_flops = given_peak * 1e12 if given_peak is not None else peak_flops(cfg.trainer.accelerator)
     job_type = "sft" if cfg.stage_name == "sft" else "train"
     loggers = build_loggers(cfg, cfg.name, record.root, job_type=job_type)
     trainer: L.Trainer = instantiate(
@@ -179,6 +181,9 @@ def start(
             print(f"run {cfg.name}: continues with changed settings{forced}: "
                   + "; ".join(map(str, changes)), flush=True)
         print(f"run {cfg.name}: stops at {limits}", flush=True)
+        if module.peak_flops is None and cfg.trainer.accelerator != "cpu" and torch.cuda.is_available():
+            print(f"run {cfg.name}: no peak FLOP/s known for {torch.cuda.get_device_name()}, so no "
+                  "train/mfu_*; give peak_tflops=<dense bf16 TFLOP/s>", flush=True)
     return Fit(trainer, module, best, callbacks, loggers, resume_from)
 
 

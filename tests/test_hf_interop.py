@@ -228,7 +228,8 @@ def training_run(folder: Path, *overrides: str) -> tuple[Path, Transformer, dict
         run_config = OmegaConf.to_container(
             compose(config_name="train", overrides=["logger=csv", *TINY_RUN, *overrides]), resolve=True
         )
-    cfg = ModelConfig(**{key: value for key, value in run_config["model"].items() if key != "_target_"})
+    run_only = ("_target_", "compile")  # the yaml's target, and model.compile (not architecture)
+    cfg = ModelConfig(**{key: value for key, value in run_config["model"].items() if key not in run_only})
     torch.manual_seed(0)
     reference = Transformer(cfg).eval()
     checkpoint = {

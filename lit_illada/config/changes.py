@@ -35,6 +35,10 @@ RUNTIME_KEYS = (
     "data.source.cache_dir",
     "num_samples",  # the samples drawn after training, not training itself
     "sample_prompt_length",
+    # torch.compile: the same math, fused kernels (rounding-level differences, as threads make)
+    "model.compile",
+    "parallel.compile",  # model.compile's former name, in configs recorded before the move
+    "peak_tflops",  # the denominator of the logged MFU only
 )
 # Where training stops: raised (or lowered) to continue a run, as README says.
 LIMIT_KEYS = ("trainer.max_steps", "trainer.max_epochs", "trainer.max_time")

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
+from lit_illada.config.build import compile_requested
 from lit_illada.config.errors import ConfigError
 from lit_illada.config.parallel import world_size
 from lit_illada.config.safety import UnsafeConfigError, check_config_safety
@@ -94,6 +95,8 @@ def check_train_config(cfg: DictConfig, tokenizer_vocab: int, tokenizer_mask_id:
             f"tokenizer mask id {tokenizer_mask_id} is outside the model vocabulary "
             f"[0, {cfg.model.vocab_size}); set tokenizer.mask_id"
         )
+    compile_requested(cfg)  # model.compile is a boolean
+    check_peak_tflops(cfg)
     check_sampler(cfg, tokenizer_mask_id)
     sampler = cfg.get("sampler")
     if sampler is not None and cfg.num_samples > 0:
@@ -107,6 +110,18 @@ def check_train_config(cfg: DictConfig, tokenizer_vocab: int, tokenizer_mask_id:
     check_devices(cfg.trainer)
     if cfg.logger.get("wandb") is not None:  # mode, log_model, base_url: before the run record is written
         check_wandb_config(cfg.logger.wandb)
+
+
+def check_peak_tflops(cfg: DictConfig) -> None:
+    """``peak_tflops``: null, or the device's dense peak in TFLOP/s (MFU divides by it)."""
+    value = cfg.get("peak_tflops")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, Real) or value <= 0:
+        raise ConfigError(
+            f"peak_tflops={value!r}: expected a positive number of TFLOP/s (e.g. 989 for an H100 SXM "
+            f"in bf16), or null to take the peak from the device"
+        )
 
 
 def check_sampler(cfg: DictConfig, mask_id: int) -> None:

@@ -19,6 +19,9 @@ from omegaconf import DictConfig
 
 from lit_illada.config.paths import CONF_DIR
 
+# Keys that moved: a command written for the old name is told the new one.
+RENAMED_KEYS = {"parallel.compile": "model.compile"}
+
 
 def run_cli(hydra_main: Callable[[], None], config_name: str) -> None:
     """Call a ``@hydra.main`` function; a bad override prints one line and exits 2."""
@@ -57,6 +60,9 @@ def explain_override_error(err: Exception, config_name: str, overrides: list[str
     if message.startswith("Could not override '"):
         key = message.split("'")[1]
         override = next((o for o in overrides if o.split("=", 1)[0] == key), f"{key}=...")
+        if key in RENAMED_KEYS:
+            new = f"{RENAMED_KEYS[key]}={override.split('=', 1)[1]}"
+            return f"{key}: renamed to {RENAMED_KEYS[key]} (the same for every trainer); write {new}"
         return (
             f"{key}: no such key{_nearest_key(key, config_name, overrides)}; to add a new key on "
             f"purpose, write +{override}"

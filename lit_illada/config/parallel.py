@@ -24,7 +24,6 @@ class FSDPConfig:
     param_dtype: str = "bfloat16"  # dtype of gathered weights and compute; master weights stay float32
     reduce_dtype: str = "float32"  # dtype of the gradient reduce-scatter
     activation_checkpointing: int = 0  # 0 off, 1 every block (full), k every k-th block
-    compile: bool = False  # torch.compile each block after sharding
 
     def __post_init__(self) -> None:
         for key in ("param_dtype", "reduce_dtype"):

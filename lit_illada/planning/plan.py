@@ -22,7 +22,7 @@ from lit_illada.planning.memory import (
 )
 
 HEADROOM = 0.9  # keep 10% of device memory for the CUDA context, NCCL buffers and fragmentation
-PEAK_BF16_FLOPS = 989e12  # H100 / H200 SXM dense bf16, per GPU
+PEAK_BF16_FLOPS = 989e12  # H100 / H200 SXM dense bf16, per GPU: the plan's default target
 
 
 # The share of positions a pretraining step runs the LM head at: the mean mask rate E[p(t)] of
@@ -56,16 +56,36 @@ def _input_embedding(cfg: ModelConfig) -> int:
     return 0 if cfg.tie_embeddings else cfg.vocab_size * cfg.d_model
 
 
+# Dense bf16 tensor-core peak per GPU, matched on the lower-cased CUDA device name: NVIDIA's
+# datasheet figures "with sparsity", halved. Checked first because Lightning's table (used for
+# every other GPU) matches no plain "NVIDIA H200" and gives H100 NVL and H200 their sparse figures.
+# An H100 name that says none of nvl/pcie/hbm2e/hbm3 is left to Lightning (unknown: no MFU).
+DENSE_BF16_PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
+    (("h200", "nvl"), 835e12),  # H200 NVL
+    (("h200",), 989e12),  # H200 SXM ("NVIDIA H200"), GH200
+    (("h100", "nvl"), 835e12),  # H100 NVL
+    (("h100", "pcie"), 756e12),  # H100 PCIe
+    (("h100", "hbm2e"), 756e12),  # the PCIe card's memory (Lightning's rule)
+    (("h100", "hbm3"), 989e12),  # H100 SXM ("NVIDIA H100 80GB HBM3")
+    (("a100",), 312e12),  # A100 SXM4 and PCIe, 40 and 80 GB
+)
+
+
 def peak_flops(accelerator: str) -> float | None:
-    """Dense bf16 peak of this node's GPU for MFU: 989 TFLOP/s on H100/H200, Lightning's table
-    for other GPUs; None on CPU, where no peak is meaningful."""
+    """Dense bf16 peak of this node's GPU for MFU, from its CUDA device name: ``DENSE_BF16_PEAKS``,
+    else Lightning's table. None on CPU, on a MIG slice (a share of the chip) and on a GPU neither
+    table knows: then no train/mfu_* is logged unless ``peak_tflops=`` gives the peak."""
     if accelerator not in ("gpu", "cuda", "auto") or not torch.cuda.is_available():
         return None
     device = torch.device("cuda", torch.cuda.current_device())
-    name = torch.cuda.get_device_name(device)
-    if "H100" in name or "H200" in name:
-        return PEAK_BF16_FLOPS
-    return get_available_flops(device, torch.bfloat16)
+    name = torch.cuda.get_device_name(device).lower()
+    if "mig" in name.split():
+        return None
+    for parts, flops in DENSE_BF16_PEAKS:
+        if all(part in name for part in parts):
+            return flops
+    lightning = get_available_flops(device, torch.bfloat16)  # warns when it does not know the GPU
+    return float(lightning) if lightning else None
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 ``parallelize()`` stays apart from the model (torchtitan's layout). With ``trainer=fsdp`` the
 LightningModule builds its Transformer on the meta device, and ``configure_model`` calls
-``parallelize`` (activation checkpointing, ``fully_shard`` per block then the root, optional
-per-block compile) and ``materialize`` (allocate this rank's shards, run the model's own
+``parallelize`` (activation checkpointing, optional per-block compile, ``fully_shard`` per block
+then the root) and ``materialize`` (allocate this rank's shards, run the model's own
 ``init_weights``). No rank ever holds the whole model.
 """
 
@@ -44,29 +44,32 @@ from lit_illada.checkpoints.files import (
 from lit_illada.checkpoints.loader import read_weights, resolve
 from lit_illada.config.parallel import FSDPConfig, checkpointed_blocks
 from lit_illada.core.model import Transformer
+from lit_illada.training.compilation import compile_blocks
 
 # Transformer methods that samplers call besides forward(): they must unshard the root too.
 EXTRA_FORWARD_METHODS = ("prefill", "forward_window")
 
-def parallelize(model: Transformer, mesh: DeviceMesh, config: FSDPConfig) -> Transformer:
+def parallelize(
+    model: Transformer, mesh: DeviceMesh, config: FSDPConfig, compile: bool = False
+) -> Transformer:
     """Shard ``model`` in place over the 1-D data-parallel ``mesh``: each block, then the root.
 
-    The root group holds the embedding, the tied LM head and the final norm. Works on a model
-    still on the meta device: nothing is allocated here.
+    Per block, in torchtitan's order: activation checkpointing, then ``compile`` (``model.compile``:
+    what compiles is the checkpoint-wrapped block), then ``fully_shard``. The root group holds the
+    embedding, the tied LM head and the final norm. Works on a model still on the meta device:
+    nothing is allocated here.
     """
     checkpointed = set(checkpointed_blocks(len(model.blocks), config.activation_checkpointing))
-    for i, block in enumerate(model.blocks):
-        if i in checkpointed:
-            # The wrapper's state-dict hooks drop its prefix: checkpoints load with or without it.
-            block = checkpoint_wrapper(block)
-            model.blocks[i] = block
+    for i in checkpointed:
+        # The wrapper's state-dict hooks drop its prefix: checkpoints load with or without it.
+        model.blocks[i] = checkpoint_wrapper(model.blocks[i])
+    if compile:
+        compile_blocks(model)  # in place: parameter names (and checkpoint keys) do not change
+    for block in model.blocks:
         fully_shard(block, mesh=mesh, mp_policy=config.mp_policy)
     fully_shard(model, mesh=mesh, mp_policy=config.mp_policy)
     for method in EXTRA_FORWARD_METHODS:
         register_fsdp_forward_method(model, method)
-    if config.compile:
-        for block in model.blocks:
-            block.compile()  # in place: parameter names (and checkpoint keys) do not change
     return model
 
 

@@ -23,6 +23,7 @@ from lit_illada.config.parallel import FSDPConfig
 from lit_illada.core.model import ModelConfig, Transformer
 from lit_illada.planning.plan import executed_flops
 from lit_illada.sampling.decoding import decoding_for
+from lit_illada.training.compilation import compile_blocks
 from lit_illada.training.distributed import load_into_sharded, materialize, parallelize
 
 VAL_SEED = 20240917  # fixed masks for validation, so val/nll is comparable across runs
@@ -43,10 +44,13 @@ class DiffusionLM(L.LightningModule):
         byte_level: bool = False,
         run_config: dict | None = None,
         parallel: FSDPConfig | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.config = model
         self.parallel = parallel
+        self.compile_net = compile  # model.compile: done once, in configure_model
+        self._blocks_compiled = False
         self.init_from: str | None = None  # with ``parallel``: weights copied in right after sharding
         # Sharded runs build on the meta device: configure_model() allocates only this rank's shards.
         with torch.device("meta") if parallel is not None else nullcontext():
@@ -70,17 +74,23 @@ class DiffusionLM(L.LightningModule):
         self.last_validated_step = -1
         self._val_packed_text = True  # whether every validation batch was packed text (for val/bpb)
 
-    # --------------------------------------------------------------- sharding
+    # ----------------------------------------------------- compile and shard
     def configure_model(self) -> None:
-        """FSDP2: shard the meta-device Transformer, then allocate and initialize the shards.
+        """Compile the blocks (``model.compile``) and, under FSDP2, shard the meta-device
+        Transformer, then allocate and initialize the shards.
 
         Only the Transformer is materialized (Lightning's own meta materialization runs
         ``to_empty`` over the whole module and would wipe the torchmetrics states). Lightning
-        calls this hook again for validate/test; a sharded net is left as it is.
+        calls this hook again for validate/test; a compiled or sharded net is left as it is.
         """
-        if self.parallel is None or self.net.wte.weight.device.type != "meta":
+        if self.parallel is None:
+            if self.compile_net and not self._blocks_compiled:
+                compile_blocks(self.net)  # in place: checkpoint keys do not change
+                self._blocks_compiled = True
             return
-        parallelize(self.net, self.device_mesh["data_parallel"], self.parallel)
+        if self.net.wte.weight.device.type != "meta":
+            return
+        parallelize(self.net, self.device_mesh["data_parallel"], self.parallel, compile=self.compile_net)
         materialize(self.net, self.trainer.strategy.root_device)
         if self.init_from is not None:
             load_into_sharded(self.net, self.init_from)
@@ -196,6 +206,20 @@ class DiffusionLM(L.LightningModule):
         scheduler = LambdaLR(optimizer, partial(_lr_multiplier, self.lr_schedule, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # Lightning's AMP plugin refuses to clip for an optimizer that unscales internally (fused
+        # AdamW), as if a loss scaler had to unscale first. bf16-mixed has no scaler: the gradients
+        # are already true, so clip them as the plain loop would. fp16 (a scaler) keeps the refusal.
+        if gradient_clip_val and getattr(self.trainer.precision_plugin, "scaler", None) is None and getattr(
+            optimizer, "_step_supports_amp_scaling", False
+        ):
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     # ------------------------------------------------------------ generation
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, generator: torch.Generator | None = None):
@@ -205,7 +229,10 @@ class DiffusionLM(L.LightningModule):
         was_training = self.training
         self.eval()
         try:
-            return self.decoding.generate(self.net, prompt.to(self.device), self.sampler, generator)
+            # Eager even with model.compile: every call has new shapes, and KV-cache hooks would
+            # recompile each block per layer and window (past torch's limit) for a few samples.
+            with torch.compiler.set_stance("force_eager"):
+                return self.decoding.generate(self.net, prompt.to(self.device), self.sampler, generator)
         finally:
             self.train(was_training)
 

@@ -27,7 +27,7 @@ from lit_illada.checkpoints.files import CheckpointError, verify_checkpoint
 from lit_illada.checkpoints.loader import check_compatible, read_weights
 from lit_illada.checkpoints.run_record import RunRecord
 from lit_illada.checkpoints.source_version import git_state
-from lit_illada.config.build import build_model_config, build_objective, build_sampler
+from lit_illada.config.build import build_model_config, build_objective, build_sampler, compile_requested
 from lit_illada.config.changes import Change, config_changes
 from lit_illada.config.checks import check_devices
 from lit_illada.config.choices import given
@@ -397,6 +397,7 @@ def build_module(cfg: DictConfig, tokenizer, model_config: ModelConfig | None = 
         byte_level=tokenizer.is_byte_level,
         run_config=OmegaConf.to_container(cfg, resolve=True),
         parallel=instantiate(cfg.parallel) if cfg.get("parallel") else None,  # trainer=fsdp
+        compile=compile_requested(cfg),
     )
 
 
