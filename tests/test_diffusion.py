@@ -176,6 +176,29 @@ def test_truncation_cuts_the_batch_in_the_configured_fraction():
     assert objective(model, {"input_ids": ids}, training=False).n_tokens == 128
 
 
+def test_padding_trim_keeps_every_answer_and_its_eos_and_cuts_only_padding():
+    eos, model = 8, TableModel()
+    # [BOS=7] prompt | answer EOS EOS ...: content ends at 5 (row 0) and 7 (row 1); row 2 was cut
+    # by seq_len (no EOS after its prompt) in the second batch.
+    ids = torch.tensor([[7, 1, 2, 3, 4, eos, eos, eos, eos, eos, eos, eos],
+                        [7, 1, 2, 3, 4, 5, 6, eos, eos, eos, eos, eos]])
+    prompt_mask = torch.zeros_like(ids, dtype=torch.bool)
+    prompt_mask[:, :3] = True
+    objective = DiffusionObjective(LinearSchedule(), ElboWeighting(), ResponseOnly(), mask_id=MASK,
+                                   truncate_fraction=0.0, trim_padding_fraction=1.0, eos_id=eos)
+    batch = {"input_ids": ids, "prompt_mask": prompt_mask}
+    lengths = {objective(model, batch).n_tokens // 2 for _ in range(60)}
+    assert lengths == set(range(8, 13))  # row 1's answer and first EOS (8 tokens) up to the whole row
+    assert objective(model, batch, training=False).n_tokens == 24  # validation keeps the rows whole
+    cut = torch.cat([ids, torch.tensor([[7, 1, 2, 3, 4, 5, 6, 5, 4, 3, 2, 1]])])
+    uncut = {"input_ids": cut, "prompt_mask": torch.cat([prompt_mask, prompt_mask[:1]])}
+    assert all(objective(model, uncut).n_tokens == 36 for _ in range(10))
+    off = DiffusionObjective(LinearSchedule(), ElboWeighting(), ResponseOnly(), mask_id=MASK, truncate_fraction=0.0)
+    assert all(off(model, batch).n_tokens == 24 for _ in range(10))
+    with pytest.raises(ValueError, match="eos_id"):
+        DiffusionObjective(LinearSchedule(), ElboWeighting(), ResponseOnly(), mask_id=MASK, trim_padding_fraction=0.5)
+
+
 def test_autoregressive_loss_is_shifted_cross_entropy_with_a_causal_mask():
     torch.manual_seed(0)
     model = Transformer(ModelConfig(vocab_size=16, n_layers=2, d_model=32, n_heads=4, ffn_hidden=64, max_seq_len=32))

@@ -8,12 +8,26 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import lit_illada.config.resolvers  # noqa: F401 - registers the resolvers conf/ uses
+from lit_illada.config.errors import ConfigError
 from lit_illada.config.paths import CONF_DIR
 from lit_illada.core.model import ModelConfig
 
+# ``model.*`` keys that say how the model runs, not what it is (conf/train.yaml): left out of the
+# ModelConfig, so they never reach checkpoints, exported config.json or the compatibility checks.
+RUN_ONLY_MODEL_KEYS = ("compile",)
+
 
 def build_model_config(cfg: DictConfig) -> ModelConfig:
-    return instantiate(cfg.model)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    return instantiate({key: value for key, value in model.items() if key not in RUN_ONLY_MODEL_KEYS})
+
+
+def compile_requested(cfg: DictConfig) -> bool:
+    """``model.compile``: torch.compile each Transformer block, under every trainer."""
+    value = cfg.model.get("compile", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"model.compile={value!r}: expected true or false")
+    return value
 
 
 def build_tokenizer(cfg: DictConfig):
@@ -22,7 +36,7 @@ def build_tokenizer(cfg: DictConfig):
 
 def build_objective(cfg: DictConfig, tokenizer):
     """The objective with its components (its yaml interpolates the noise, weighting and masking groups)."""
-    return instantiate(cfg.objective, mask_id=tokenizer.mask_id)
+    return instantiate(cfg.objective, mask_id=tokenizer.mask_id, eos_id=tokenizer.eos_id)
 
 
 def fill_token_ids(sampler_cfg: DictConfig, tokenizer) -> None:

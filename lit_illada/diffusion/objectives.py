@@ -40,11 +40,21 @@ def _output(loss: torch.Tensor, nll: torch.Tensor, logits: torch.Tensor, targets
     )
 
 
+def padded_content_length(ids: torch.Tensor, prompt_mask: torch.Tensor, eos_id: int) -> int:
+    """The shortest cut of SFT rows ``[BOS] prompt answer EOS EOS...`` that keeps every row's
+    answer and its first EOS (a row with no EOS after its prompt, cut by ``seq_len``, keeps all)."""
+    pad = (ids == eos_id) & ~prompt_mask
+    ends = torch.where(pad.any(dim=1), pad.int().argmax(dim=1) + 1, ids.shape[1])
+    return int(ends.max())
+
+
 class Objective:
     """Shared plumbing: eligibility, random-length truncation, normalization.
 
     ``normalize`` is a ``normalization.Normalization`` (default ``PerToken()``; LLaDA SFT uses
-    ``PerAnswerLength()``).
+    ``PerAnswerLength()``). ``trim_padding_fraction``: the share of SFT batches whose EOS
+    padding is cut to a random length (every row keeps its EOS): rows padded to one fixed
+    length teach a small model to stop only on a canvas of that length.
     """
 
     def __init__(
@@ -53,6 +63,8 @@ class Objective:
         mask_id: int,
         normalize: Normalization | None = None,
         truncate_fraction: float = 0.01,
+        trim_padding_fraction: float = 0.0,
+        eos_id: int | None = None,
     ) -> None:
         normalize = PerToken() if normalize is None else normalize
         if not callable(normalize):
@@ -62,10 +74,15 @@ class Objective:
             )
         if not 0.0 <= truncate_fraction <= 1.0:
             raise ValueError(f"objective.truncate_fraction={truncate_fraction}: must be in [0, 1]")
+        if not 0.0 <= trim_padding_fraction <= 1.0:
+            raise ValueError(f"objective.trim_padding_fraction={trim_padding_fraction}: must be in [0, 1]")
+        if trim_padding_fraction > 0 and eos_id is None:
+            raise ValueError("objective.trim_padding_fraction needs the tokenizer's eos_id")
         self.masking = masking
         self.mask_id = mask_id
         self.normalize = normalize
         self.truncate_fraction = truncate_fraction
+        self.trim_padding_fraction, self.eos_id = trim_padding_fraction, eos_id
 
     def _prepare(
         self, batch: dict[str, torch.Tensor], generator: torch.Generator | None, training: bool
@@ -77,6 +94,12 @@ class Objective:
             draw = torch.rand(2, device=ids.device, generator=generator)
             if draw[0] < self.truncate_fraction:
                 length = 1 + int(draw[1] * ids.shape[1])
+                ids, eligible = ids[:, :length], eligible[:, :length]
+        if training and self.trim_padding_fraction > 0 and "prompt_mask" in batch:
+            draw = torch.rand(2, device=ids.device, generator=generator)
+            if draw[0] < self.trim_padding_fraction:
+                shortest = padded_content_length(ids, batch["prompt_mask"][:, : ids.shape[1]], self.eos_id)
+                length = shortest + int(draw[1] * (ids.shape[1] - shortest + 1))
                 ids, eligible = ids[:, :length], eligible[:, :length]
         return ids, eligible
 
@@ -98,8 +121,10 @@ class DiffusionObjective(Objective):
         mask_id: int,
         normalize: Normalization | None = None,
         truncate_fraction: float = 0.01,
+        trim_padding_fraction: float = 0.0,
+        eos_id: int | None = None,
     ) -> None:
-        super().__init__(masking, mask_id, normalize, truncate_fraction)
+        super().__init__(masking, mask_id, normalize, truncate_fraction, trim_padding_fraction, eos_id)
         self.noise = noise
         self.weighting = weighting
         self._elbo = ElboWeighting()
@@ -147,8 +172,10 @@ class AutoregressiveObjective(Objective):
         mask_id: int,
         normalize: Normalization | None = None,
         truncate_fraction: float = 0.01,
+        trim_padding_fraction: float = 0.0,
+        eos_id: int | None = None,
     ) -> None:
-        super().__init__(masking, mask_id, normalize, truncate_fraction)
+        super().__init__(masking, mask_id, normalize, truncate_fraction, trim_padding_fraction, eos_id)
 
     def __call__(
         self,
