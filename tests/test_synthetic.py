@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from lit_illada.config.paths import CONF_DIR
-from lit_illada.data.synthetic import Addition, Facts, Pick, Sort, Sudoku
+from lit_illada.data.synthetic import Addition, Facts, Pick, Sort, Sudoku, TaskExample
 from lit_illada.evaluation.tasks.jsonl import load_jsonl_task, split_task_files
 
 SMALL = {"train_size": 300, "val_size": 50, "test_size": 50}
@@ -34,7 +34,7 @@ def independent_answer_ok(task, example) -> bool:
     """Each task's answer, verified without the task's own code."""
     if isinstance(task, Addition):
         a, b = example.prompt.removesuffix("=").split("+")
-        return int(example.answer) == int(a) + int(b) and example.answer == str(int(example.answer))
+        return int(example.answer) == int(a) + int(b) and len(a) == len(b) == 3 and len(example.answer) == 4
     if isinstance(task, Sort):
         digits = [int(d) for d in example.prompt[len("sort "):-1].split()]
         return [int(d) for d in example.answer.split()] == sorted(digits)
@@ -77,9 +77,15 @@ def test_multiple_choice_holds_the_answer_once_among_wrong_ones(task):
         assert sum(task.check(example, option) for option in options) == 1
 
 
-def test_addition_answers_vary_in_length():
-    lengths = {len(e.answer) for e in Addition(**SMALL).split("train")}
-    assert lengths == {1, 2, 3, 4}
+def test_addition_is_written_at_fixed_width_over_operands_of_every_length():
+    examples = Addition(**SMALL).split("train")
+    assert {len(e.prompt) for e in examples} == {len("347+058=")} and {len(e.answer) for e in examples} == {4}
+    operand_digits = {len(str(int(a))) for e in examples for a in e.prompt[:-1].split("+")}
+    assert operand_digits == {1, 2, 3}
+    task = Addition(**SMALL)
+    example = TaskExample("007+095=", "0102")
+    assert task.check(example, "0102") and task.check(example, " 0102 ")
+    assert not task.check(example, "102") and not task.check(example, "0103")
 
 
 def test_pick_accepts_every_set_of_different_listed_digits_in_any_order():

@@ -11,8 +11,8 @@ structure that both SFT masking scopes use) and gives the evaluation side what i
 ``choices`` (the multiple-choice form: the answer among near-miss distractors) and ``check``
 (an independent verifier of an answer, used by the tests). Why these tasks (README, "Findings"):
 
-- ``addition``: answers of 1 to ``max_digits + 1`` digits: variable-length generation, and a
-  curve that keeps rising with SFT epochs;
+- ``addition``: fixed-width sums (``347+058=`` -> ``0405``): each answer digit depends on
+  several prompt digits and on its neighbour's carry;
 - ``sort``: sort a list of digits; the answer's length follows the prompt's;
 - ``sudoku``: complete a 4x4 Sudoku; cells constrain each other, so committing several at
   once (too few denoising steps) or in a bad order can hurt;
@@ -135,7 +135,14 @@ class SyntheticTask(ABC):
 
 
 class Addition(SyntheticTask):
-    """``"347+58="`` -> ``"405"``: operands of 1 to ``max_digits`` digits (lengths drawn uniformly)."""
+    """``"347+058="`` -> ``"0405"``: operands of 1 to ``max_digits`` digits (lengths drawn
+    uniformly), written zero-padded to ``max_digits``; the sum zero-padded to ``max_digits + 1``.
+
+    Fixed width puts each digit of the answer at a fixed offset from the operand digits it
+    depends on. Unpadded (``"347+58="`` -> ``"405"``), the micro model did not learn it at the
+    recipe's 3,000 steps (exact match 0.005; val NLL flat from step 1,000 to 2,000 at 6,000
+    steps), and at 2 digits it memorized the training sums (val NLL rising) instead.
+    """
 
     name = "addition"
 
@@ -149,18 +156,22 @@ class Addition(SyntheticTask):
         digits = rng.randint(1, self.max_digits)
         return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
 
+    def _sum(self, value: int) -> str:
+        return str(value).zfill(self.max_digits + 1)
+
     def draw(self, rng):
         a, b = self._operand(rng), self._operand(rng)
-        return TaskExample(f"{a}+{b}=", str(a + b))
+        width = self.max_digits
+        return TaskExample(f"{a:0{width}d}+{b:0{width}d}=", self._sum(a + b))
 
     def check(self, example, answer):
         a, b = example.prompt.removesuffix("=").split("+")
-        return answer.strip() == str(int(a) + int(b))
+        return answer.strip() == self._sum(int(a) + int(b))
 
     def distractor(self, example, rng):
         value = int(example.answer)
         change = rng.choice([1, -1, 10, -10, 100, -100])
-        return str(max(value + change, 0))
+        return self._sum(max(value + change, 0))
 
 
 class Sort(SyntheticTask):
