@@ -129,3 +129,14 @@ def test_headline_command_composes():
     cfg = compose_train(["model=illada_8b", "sampler=confidence"])
     assert cfg.model.n_kv_heads == 8
     assert build_sampler(cfg, ByteTokenizer()).gen_length > 0
+
+
+def test_keys_added_since_a_run_was_recorded_count_as_changes_only_when_they_change_what_it_did():
+    from lit_illada.config.changes import config_changes  # noqa: PLC0415
+
+    old = {"optimizer": {"lr": 0.002}, "objective": {"truncate_fraction": 0.0}}
+    same = {"optimizer": {"lr": 0.002, "fused": None}, "objective": {"truncate_fraction": 0.0, "trim_padding_fraction": 0.0}}
+    assert config_changes(old, same) == []
+    trimmed = {"optimizer": {"lr": 0.002, "fused": True}, "objective": {"truncate_fraction": 0.0, "trim_padding_fraction": 1.0}}
+    assert [str(c) for c in config_changes(old, trimmed)] == ["optimizer.fused: null -> true",
+                                                              "objective.trim_padding_fraction: 0.0 -> 1.0"]

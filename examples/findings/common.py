@@ -8,7 +8,8 @@ A finding writes ``<root>/<finding>/result.json``:
 
 ``python -m analysis findings --source <root>`` turns the results into docs/findings.md and the
 figures. Training runs are cached by name: a finding re-run reuses the models it already trained
-(delete the folder to retrain). Presets are fixed in steps, never in wall time.
+with the same settings, and stops with the differences if its preset changed (delete the folder
+to retrain). Presets are fixed in steps, never in wall time.
 """
 
 from __future__ import annotations
@@ -37,19 +38,25 @@ THREADS = os.environ.get("FINDINGS_THREADS", "2")
 
 
 def train(name: str, *overrides: str, root: Path) -> Path:
-    """``python -m lit_illada.train`` (the real command), unless the run finished before."""
+    """``python -m lit_illada.train`` (the real command). A run that finished with these settings
+    is a no-op there; one trained with other settings (a changed preset) is refused with the
+    differences listed: delete its folder to retrain it."""
     run = root / "runs" / name
     summary = run / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("status") == "finished":
-        return run
+    finished = summary.is_file() and json.loads(summary.read_text()).get("status") == "finished"
     command = [sys.executable, "-m", "lit_illada.train", f"name={name}", f"runs_root={root / 'runs'}",
                "logger=csv", "num_samples=0", f"threads={THREADS}", *overrides]
-    print("$", " ".join(command[1:]), flush=True)
+    if not finished:
+        print("$", " ".join(command[1:]), flush=True)
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise SystemExit(f"{name}: python -m lit_illada.train exited {done.returncode} (its message is above); "
+                         f"if the preset changed since {run} was trained, delete that folder to retrain it")
     result = json.loads(summary.read_text())
-    print(f"  {name}: {result['step']} steps in {time.perf_counter() - started:.0f} s, "
-          f"{result['train/tokens_per_s']:,.0f} tokens/s", flush=True)
+    if not finished:
+        print(f"  {name}: {result['step']} steps in {time.perf_counter() - started:.0f} s, "
+              f"{result['train/tokens_per_s']:,.0f} tokens/s", flush=True)
     return run
 
 

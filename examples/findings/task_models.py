@@ -10,8 +10,8 @@ SORT_STEPS = 1000
 SORT = ["experiment=task_from_scratch", "data=sort", "data.batch_size=128", "optimizer.lr=3e-3",
         f"trainer.max_steps={SORT_STEPS}", "trainer.val_check_interval=500"]
 PICK_STEPS = 3000
-PICK = ["experiment=task_from_scratch", "data=pick", "optimizer.lr=3e-3", f"trainer.max_steps={PICK_STEPS}",
-        "trainer.val_check_interval=500"]
+# The recipe's own settings (lr 2e-3): at lr 3e-3 one seed of three never learned pick.
+PICK = ["experiment=task_from_scratch", "data=pick", f"trainer.max_steps={PICK_STEPS}", "trainer.val_check_interval=500"]
 
 
 def sort_models(root) -> list:

@@ -40,6 +40,12 @@ RUNTIME_KEYS = (
     "parallel.compile",  # model.compile's former name, in configs recorded before the move
     "peak_tflops",  # the denominator of the logged MFU only
 )
+# Keys added to conf/ after runs were recorded without them, with the value that reproduces what
+# those runs did: a recorded run lacking the key resumes when the new config holds that value.
+ADDED_KEYS = {
+    "optimizer.fused": None,  # torch's default (foreach)
+    "objective.trim_padding_fraction": 0.0,  # EOS padding kept whole
+}
 # Where training stops: raised (or lowered) to continue a run, as README says.
 LIMIT_KEYS = ("trainer.max_steps", "trainer.max_epochs", "trainer.max_time")
 
@@ -63,6 +69,7 @@ class Change:
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     """The keys whose values differ (runtime-only keys left out), in ``new``'s key order."""
     before, after = flatten(old), flatten(new)
+    before = {**{key: value for key, value in ADDED_KEYS.items() if key in after}, **before}
     keys = list(after) + [key for key in before if key not in after]
     return [
         Change(key, before.get(key, ABSENT), after.get(key, ABSENT))
