@@ -119,7 +119,8 @@ def test_task_from_scratch_memorizes_facts_and_answers_on_a_shorter_canvas_than_
     from lit_illada.train import run  # noqa: PLC0415
 
     run(cfg)
-    results = run_eval(f"ckpt={tmp_path / 'facts'}", "tasks=[facts]", *(f"tasks.facts.task.{o[len('data.source.'):]}" for o in facts),
-                       "tasks.facts.limit=16", f"output={tmp_path / 'r.json'}")["tasks"]["facts"]
+    same_facts = [o.replace("data.source.", "tasks.facts.task.") for o in facts]
+    results = run_eval(f"ckpt={tmp_path / 'facts'}", "tasks=[facts]", *same_facts, "tasks.facts.limit=16",
+                       f"output={tmp_path / 'r.json'}")["tasks"]["facts"]
     assert results["positions_denoised"] == 5 and results["n"] == 16
     assert results["exact_match"] >= 0.9
