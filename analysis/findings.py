@@ -103,9 +103,10 @@ def _main_panels(name: str, result: dict) -> list:
                 ax.fill_between(epochs, [c["low"] for c in curve], [c["high"] for c in curve], alpha=0.2)
             ax.set_xlabel("SFT epoch")
             questions = result.get("test_questions")
-            held_out = f" on {questions} held-out questions" if questions else ""
             seeds = len({p["seed"] for p in result["points"]})
-            ax.set_ylabel(f"exact match{held_out} (95% CI over n={seeds} seeds)")
+            ax.set_ylabel(f"exact match (95% CI, n={seeds} seeds)")
+            if questions:
+                ax.set_title(f"{questions} held-out questions per checkpoint", fontsize=9)
             ax.legend()
         return [curves]
     cells = [(f"{label}: {metric}", value) for label, metrics in summary.items() if isinstance(metrics, dict)
