@@ -18,7 +18,15 @@ from pathlib import Path
 
 import torch
 
+from lit_illada.core.model import ModelConfig
+
 ROOT = Path(__file__).resolve().parents[2]  # the repository: real commands run from here
+
+MASK_ID = 5  # iLLaDA's mask id; any id serves a throughput measurement
+# The tiny GQA model every section uses under --smoke.
+SMOKE_MODEL = ModelConfig(
+    name="smoke", vocab_size=264, n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, ffn_hidden=128, max_seq_len=128
+)
 
 
 @dataclass(frozen=True)

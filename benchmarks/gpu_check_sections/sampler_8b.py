@@ -17,21 +17,10 @@ from lit_illada.core.model import ModelConfig, Transformer
 from lit_illada.sampling import ConfidenceSampler
 from lit_illada.sampling.cache import DualCache, NoCache, PrefixCache
 
-from .common import Section, Settings, default_dtype, median_seconds, ratio, sync
+from .common import MASK_ID, SMOKE_MODEL, Section, Settings, default_dtype, median_seconds, ratio, sync
 
-MASK_ID = 5  # iLLaDA-8B's
 FULL = dict(preset="illada_8b", prompt=128, gen=256, block=32, steps=(256, 64))
 SMOKE = dict(preset=None, prompt=16, gen=32, block=8, steps=(32, 8))
-SMOKE_MODEL = ModelConfig(
-    name="smoke",
-    vocab_size=264,
-    n_layers=2,
-    d_model=64,
-    n_heads=4,
-    n_kv_heads=2,
-    ffn_hidden=128,
-    max_seq_len=128,
-)
 # One H200, torch 2.11 + CUDA 13 (the anchors): LLaDA's own sampler on this shape.
 ANCHORS = {"forward_384_tokens_s": 0.0267, "tokens_per_s": {256: 33.1, 64: 136.5}}
 TARGET_SAME_SPEED, TARGET_PREFIX_STEP = 0.95, 2.0

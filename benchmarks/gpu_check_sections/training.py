@@ -35,19 +35,8 @@ from lit_illada.planning.plan import (
 from lit_illada.training.lr_schedules import WarmupHoldCosine
 from lit_illada.training.module import DiffusionLM
 
-from .common import Section, Settings, free_memory, ratio, sync
+from .common import MASK_ID, SMOKE_MODEL, Section, Settings, free_memory, ratio, sync
 
-MASK_ID = 5  # iLLaDA's mask id; any id serves a throughput measurement
-SMOKE_MODEL = ModelConfig(
-    name="smoke",
-    vocab_size=264,
-    n_layers=2,
-    d_model=64,
-    n_heads=4,
-    n_kv_heads=2,
-    ffn_hidden=128,
-    max_seq_len=128,
-)  # GQA, as the presets
 TARGET_RATIO, TARGET_MFU, STRETCH_MFU = 1.0, 0.45, 0.55
 STEP_SEED = 2  # both loops seed this right before their first step: the same t and masks
 
