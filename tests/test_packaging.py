@@ -65,7 +65,9 @@ def _third_party_imports(*folders: str) -> set[str]:
                     names.update(alias.name.split(".")[0] for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names.add(node.module.split(".")[0])
-    first_party = {"lit_illada", "analysis", "tests", "__future__"}
+    # The benchmark scripts' own packages (benchmarks/gpu_check_sections) are imported by their tests.
+    benchmark_packages = {path.parent.name for path in (ROOT / "benchmarks").glob("*/__init__.py")}
+    first_party = {"lit_illada", "analysis", "tests", "__future__", *benchmark_packages}
     return {n for n in names if n not in sys.stdlib_module_names and n not in first_party}
 
 
