@@ -187,9 +187,9 @@ def test_a_finished_run_continues_when_max_steps_is_raised(finished, cache_dir, 
 # -- 9. Ctrl-C -----------------------------------------------------------------------------------
 
 
-def start_and_interrupt(tmp_path: Path, cache_dir: Path, name: str) -> tuple[subprocess.Popen, list[str]]:
+def start_and_interrupt(tmp_path: Path, cache_dir: Path, name: str, *extra: str) -> tuple[subprocess.Popen, list[str]]:
     """Start a run and send SIGINT once it trains (a step checkpoint and last.ckpt exist)."""
-    args = command(tmp_path, cache_dir, name, *QUIET, "trainer.max_steps=40", "checkpoint.every_n_steps=2")
+    args = command(tmp_path, cache_dir, name, *QUIET, "trainer.max_steps=40", "checkpoint.every_n_steps=2", *extra)
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checkpoints = tmp_path / name / "checkpoints"
     while not (step_checkpoints(checkpoints) and os.path.islink(checkpoints / "last.ckpt")):
@@ -218,8 +218,14 @@ def test_ctrl_c_saves_at_a_batch_boundary_records_interrupted_and_resumes(tmp_pa
     assert json.loads((tmp_path / "ctrl-c" / "summary.json").read_text())["status"] == "finished"
 
 
+# Steps of a few tenths of a second: the second Ctrl-C must land before the first one's batch
+# ends and its save finishes (with FAST's ~10 ms steps a quiet machine sometimes finished first).
+SLOW_STEPS = ["model.d_model=256", "model.ffn_hidden=1024", "model.n_heads=4", "model.n_kv_heads=4",
+              "data.batch_size=32", "data.seq_len=128"]
+
+
 def test_a_second_ctrl_c_stops_at_once_without_saving(tmp_path, cache_dir):
-    proc, _ = start_and_interrupt(tmp_path, cache_dir, "twice")
+    proc, _ = start_and_interrupt(tmp_path, cache_dir, "twice", *SLOW_STEPS)
     for line in proc.stderr:  # the first one is acknowledged: now the second
         if line.startswith("Ctrl-C: saving"):
             proc.send_signal(signal.SIGINT)
