@@ -3,14 +3,19 @@
 # Each finding is one command with a CPU preset fixed in steps (same seeds, same numbers on any
 # machine); their models are cached under FINDINGS_ROOT (default runs/findings), so a re-run
 # only evaluates. FINDINGS_SEEDS=0,1,2 by default.
+#
+# The sort models four findings share are trained first, as their own step; diffusion_vs_ar
+# trains the stdlib models that sft_epochs fine-tunes, so it runs before it. Every step prints
+# its time and the total comes last, beside the training tokens/s of each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="examples/findings${PYTHONPATH:+:$PYTHONPATH}"
 ROOT=${FINDINGS_ROOT:-runs/findings}
-for finding in quality_vs_nfe variable_length scoring sft_epochs diffusion_vs_ar repetition; do
-  echo "== $finding"
+for step in task_models quality_vs_nfe variable_length scoring repetition diffusion_vs_ar sft_epochs; do
+  echo "== $step"
   start=$SECONDS
-  python "examples/findings/$finding.py"
-  echo "$finding: $((SECONDS - start)) s"
+  python "examples/findings/$step.py"
+  echo "$step: $((SECONDS - start)) s"
 done
 python -m analysis findings --source "$ROOT" --out docs
+echo "findings.sh: $SECONDS s in all"

@@ -35,27 +35,54 @@ from lit_illada.evaluation.tasks import EvalModel
 ROOT = Path(os.environ.get("FINDINGS_ROOT", "runs/findings"))
 SEEDS = [int(s) for s in os.environ.get("FINDINGS_SEEDS", "0,1,2").split(",")]
 THREADS = os.environ.get("FINDINGS_THREADS", "2")
+JOBS = int(os.environ.get("FINDINGS_JOBS", "2"))  # training runs side by side (train_all)
 
 
 def train(name: str, *overrides: str, root: Path) -> Path:
     """``python -m lit_illada.train`` (the real command). A run that finished with these settings
     is a no-op there; one trained with other settings (a changed preset) is refused with the
     differences listed: delete its folder to retrain it."""
+    return train_all([(name, list(overrides))], root)[0]
+
+
+def train_all(jobs: list[tuple[str, list[str]]], root: Path) -> list[Path]:
+    """Several runs ``(name, overrides)``, JOBS at a time in fixed groups taken in order, a group
+    sharing THREADS threads. Two single-thread micro runs side by side train ~20% more tokens/s on
+    2 cores than one after the other with 2 threads each (measured on sort: 10.0k vs 7.8-9.0k), as
+    their small matrix products scale poorly across threads. The groups never depend on the
+    machine, so each run's thread count (and its numbers) is the same everywhere."""
+    runs = []
+    for first in range(0, len(jobs), JOBS):
+        group = jobs[first:first + JOBS]
+        threads = max(1, int(THREADS) // len(group))
+        started = [_start(name, overrides, root, threads) for name, overrides in group]
+        try:
+            runs += [_finish(*run) for run in started]
+        finally:  # one run failed: stop its partners rather than leave them training unseen
+            for *_, process in started:
+                if process.poll() is None:
+                    process.terminate()
+    return runs
+
+
+def _start(name: str, overrides: list[str], root: Path, threads: int):
     run = root / "runs" / name
     summary = run / "summary.json"
     finished = summary.is_file() and json.loads(summary.read_text()).get("status") == "finished"
     command = [sys.executable, "-m", "lit_illada.train", f"name={name}", f"runs_root={root / 'runs'}",
-               "logger=csv", "num_samples=0", f"threads={THREADS}", *overrides]
+               "logger=csv", "num_samples=0", f"threads={threads}", *overrides]
     if not finished:
         print("$", " ".join(command[1:]), flush=True)
-    started = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise SystemExit(f"{name}: python -m lit_illada.train exited {done.returncode} (its message is above); "
-                         f"if the preset changed since {run} was trained, delete that folder to retrain it")
-    result = json.loads(summary.read_text())
+    return run, finished, time.perf_counter(), subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+
+def _finish(run: Path, finished: bool, started: float, process: subprocess.Popen) -> Path:
+    if process.wait() != 0:
+        raise SystemExit(f"{run.name}: python -m lit_illada.train exited {process.returncode} (its message is "
+                         f"above); if the preset changed since {run} was trained, delete that folder to retrain it")
+    result = json.loads((run / "summary.json").read_text())
     if not finished:
-        print(f"  {name}: {result['step']} steps in {time.perf_counter() - started:.0f} s, "
+        print(f"  {run.name}: {result['step']} steps in {time.perf_counter() - started:.0f} s, "
               f"{result['train/tokens_per_s']:,.0f} tokens/s", flush=True)
     return run
 

@@ -60,7 +60,7 @@ def facts_side() -> tuple[list[dict], list[dict], dict]:
 
 def main() -> None:
     shared = ROOT / "shared"
-    text = {objective: stdlib_models(shared, objective) for objective in ("diffusion", "autoregressive")}
+    text = stdlib_models(shared, ("diffusion", "autoregressive"))
     nll = {objective: [json.loads((run / "summary.json").read_text())["val/nll"] for run in runs]
            for objective, runs in text.items()}
     points = [{"objective": o, "seed": s, "stdlib_val_nll": v} for o, values in nll.items()

@@ -10,7 +10,7 @@ was dropped: 3,000 lists x 12 epochs left exact match at 0 for both scopes, meas
 
 from __future__ import annotations
 
-from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, train, write_result
+from common import ROOT, SEEDS, Evaluator, effect, interval, tokens_per_s, train_all, write_result
 from stdlib_models import stdlib_models
 
 EPOCHS = 12
@@ -24,20 +24,19 @@ TASK = ["tasks=[sudoku]", f"tasks.sudoku.limit={TEST}"]
 
 
 def main() -> None:
-    bases = stdlib_models(ROOT / "shared", "diffusion")
-    curves, points, runs = {scope: [] for scope in SCOPES}, [], []
-    for seed, base in zip(SEEDS, bases, strict=True):
-        for scope in SCOPES:
-            run = train(f"sft-{scope}-s{seed}", *SFT, f"masking={scope}", f"seed={seed}",
-                        f"init_from={base}", root=ROOT / "sft_epochs")
-            runs.append(run)
-            curve = []
-            for epoch in range(1, EPOCHS + 1):
-                accuracy = Evaluator(run / "checkpoints" / f"epoch-{epoch}.ckpt").run(*TASK)["sudoku"]["exact_match"]
-                curve.append(accuracy)
-                points.append({"seed": seed, "scope": scope, "epoch": epoch, "exact_match": accuracy})
-            curves[scope].append(curve)
-            print(f"seed {seed} {scope:13s} " + " ".join(f"{a:.2f}" for a in curve), flush=True)
+    bases = stdlib_models(ROOT / "shared")["diffusion"]
+    cells = [(seed, scope, base) for seed, base in zip(SEEDS, bases, strict=True) for scope in SCOPES]
+    runs = train_all([(f"sft-{scope}-s{seed}", [*SFT, f"masking={scope}", f"seed={seed}", f"init_from={base}"])
+                      for seed, scope, base in cells], ROOT / "sft_epochs")
+    curves, points = {scope: [] for scope in SCOPES}, []
+    for (seed, scope, _), run in zip(cells, runs, strict=True):
+        curve = []
+        for epoch in range(1, EPOCHS + 1):
+            accuracy = Evaluator(run / "checkpoints" / f"epoch-{epoch}.ckpt").run(*TASK)["sudoku"]["exact_match"]
+            curve.append(accuracy)
+            points.append({"seed": seed, "scope": scope, "epoch": epoch, "exact_match": accuracy})
+        curves[scope].append(curve)
+        print(f"seed {seed} {scope:13s} " + " ".join(f"{a:.2f}" for a in curve), flush=True)
 
     def rises(curve):  # share of epoch-to-epoch steps that do not go down
         return sum(b >= a for a, b in zip(curve, curve[1:], strict=False)) / (len(curve) - 1)
