@@ -28,15 +28,21 @@ def main() -> None:
     cells = [(seed, scope, base) for seed, base in zip(SEEDS, bases, strict=True) for scope in SCOPES]
     runs = train_all([(f"sft-{scope}-s{seed}", [*SFT, f"masking={scope}", f"seed={seed}", f"init_from={base}"])
                       for seed, scope, base in cells], ROOT / "sft_epochs")
-    curves, points = {scope: [] for scope in SCOPES}, []
+    # exact match (the whole grid right) is the score; edit similarity (the share of the grid
+    # right, roughly) is recorded beside it, as a model can be learning while no grid is whole yet.
+    curves, similarity, points = {scope: [] for scope in SCOPES}, {scope: [] for scope in SCOPES}, []
     for (seed, scope, _), run in zip(cells, runs, strict=True):
-        curve = []
+        curve, similar = [], []
         for epoch in range(1, EPOCHS + 1):
-            accuracy = Evaluator(run / "checkpoints" / f"epoch-{epoch}.ckpt").run(*TASK)["sudoku"]["exact_match"]
-            curve.append(accuracy)
-            points.append({"seed": seed, "scope": scope, "epoch": epoch, "exact_match": accuracy})
+            metrics = Evaluator(run / "checkpoints" / f"epoch-{epoch}.ckpt").run(*TASK)["sudoku"]
+            curve.append(metrics["exact_match"])
+            similar.append(metrics["edit_similarity"])
+            points.append({"seed": seed, "scope": scope, "epoch": epoch, "exact_match": metrics["exact_match"],
+                           "edit_similarity": metrics["edit_similarity"]})
         curves[scope].append(curve)
-        print(f"seed {seed} {scope:13s} " + " ".join(f"{a:.2f}" for a in curve), flush=True)
+        similarity[scope].append(similar)
+        print(f"seed {seed} {scope:13s} exact match " + " ".join(f"{a:.2f}" for a in curve)
+              + " | edit similarity " + " ".join(f"{a:.2f}" for a in similar), flush=True)
 
     def rises(curve):  # share of epoch-to-epoch steps that do not go down
         return sum(b >= a for a, b in zip(curve, curve[1:], strict=False)) / (len(curve) - 1)
@@ -55,7 +61,12 @@ def main() -> None:
         "points": points,
         "summary": {scope: {"by_epoch": [interval([c[e] for c in cs]) for e in range(EPOCHS)],
                             "non_decreasing_share": interval([rises(c) for c in cs]),
-                            "best_epoch": best_epoch[scope]} for scope, cs in curves.items()},
+                            "best_epoch": best_epoch[scope],
+                            "edit_similarity_by_epoch": [interval([c[e] for c in similarity[scope]])
+                                                         for e in range(EPOCHS)]}
+                    for scope, cs in curves.items()},
+        "notes": {f"{scope}: edit similarity, epoch {EPOCHS} - epoch 1": interval([c[-1] - c[0] for c in similarity[scope]])
+                  for scope in SCOPES},
         "effects": [
             *(effect(f"{scope}: epoch {EPOCHS} - epoch {first}", [c[-1] - c[first - 1] for c in curves[scope]], ">0")
               for scope in SCOPES for first in (1, EPOCHS // 2)),
