@@ -73,12 +73,23 @@ def plot_effects(name: str, result: dict, out: Path) -> Path:
 
 
 def _front(ax, title: str, cells: dict, seeds: int) -> None:
-    """Exact match against NFE, one point per sampler setting."""
+    """Exact match against NFE: one line per sampler policy (the part of a label before "/"),
+    through its settings in NFE order, each point named by its setting."""
+    families: dict[str, list] = {}
     for label, cell in cells.items():
-        acc, nfe = cell["exact_match"], cell["nfe"]
-        low, high = max(acc["low"], 0.0), min(acc["high"], 1.0)  # a rate's interval, drawn within [0, 1]
-        ax.errorbar(nfe["mean"], acc["mean"], yerr=[[acc["mean"] - low], [high - acc["mean"]]],
-                    fmt="o", capsize=3, label=label)
+        family, _, setting = label.partition("/")
+        families.setdefault(family, []).append((cell["nfe"]["mean"], setting, cell["exact_match"]))
+    for family, points in families.items():
+        points.sort(key=lambda point: point[0])
+        nfe = [point[0] for point in points]
+        acc = [point[2]["mean"] for point in points]
+        # a rate's interval, drawn within [0, 1]
+        low = [a - max(point[2]["low"], 0.0) for a, point in zip(acc, points, strict=True)]
+        high = [min(point[2]["high"], 1.0) - a for a, point in zip(acc, points, strict=True)]
+        line = ax.errorbar(nfe, acc, yerr=[low, high], fmt="o-", capsize=3, label=family, alpha=0.85)
+        for x, y, (_, setting, _) in zip(nfe, acc, points, strict=True):
+            ax.annotate(setting.removeprefix("steps="), (x, y), textcoords="offset points", xytext=(3, 3),
+                        fontsize=5, color=line[0].get_color())
     ax.set_xscale("log")
     ax.set_xlabel("NFE (denoiser calls per answer, log)")
     ax.set_ylabel(f"exact match (mean, 95% CI, n={seeds} seeds)")
