@@ -107,15 +107,24 @@ def _main_panels(name: str, result: dict) -> list:
         return [lambda ax, task=task, cells=cells: _front(ax, task, cells, seeds) for task, cells in by_task.items()]
     if name == "sft_epochs":
         def curves(ax):
+            similarity = False
             for scope, cell in summary.items():
-                curve = cell["by_epoch"]
-                epochs = range(1, len(curve) + 1)
-                ax.plot(epochs, [c["mean"] for c in curve], marker="o", label=scope)
-                ax.fill_between(epochs, [c["low"] for c in curve], [c["high"] for c in curve], alpha=0.2)
+                for key, style, label in (("by_epoch", "o-", scope),
+                                          ("edit_similarity_by_epoch", "s--", f"{scope} (edit similarity)")):
+                    curve = cell.get(key)
+                    if not curve:
+                        continue
+                    similarity |= key != "by_epoch"
+                    epochs = range(1, len(curve) + 1)
+                    line, = ax.plot(epochs, [c["mean"] for c in curve], style, label=label,
+                                    color=None if key == "by_epoch" else line.get_color())
+                    ax.fill_between(epochs, [c["low"] for c in curve], [c["high"] for c in curve], alpha=0.2,
+                                    color=line.get_color())
             ax.set_xlabel("SFT epoch")
             questions = result.get("test_questions")
             seeds = len({p["seed"] for p in result["points"]})
-            ax.set_ylabel(f"exact match (95% CI, n={seeds} seeds)")
+            score = "exact match" + (" (solid), edit similarity (dashed)" if similarity else "")
+            ax.set_ylabel(f"{score}\n95% CI, n={seeds} seeds", fontsize=8)
             if questions:
                 ax.set_title(f"{questions} held-out questions per checkpoint", fontsize=9)
             ax.legend()
