@@ -515,7 +515,9 @@ def test_torchrun_data_parallel_equals_one_process(diffusion_ckpt, tmp_path, mon
     for task in tasks:
         for metric, value in single["results"][task].items():
             if isinstance(value, float) and "stderr" not in metric:
-                assert results[task][metric] == pytest.approx(value, abs=1e-6), (task, metric)
+                # relative: a perplexity of ~1e6 (exp of a mean log-likelihood) moves by 0.2 when
+                # the ranks' log-likelihoods differ by 2e-7 relative (seen with torch 2.14)
+                assert results[task][metric] == pytest.approx(value, rel=1e-5, abs=1e-6), (task, metric)
 
 
 def cached_requests(path: Path) -> set[str]:
