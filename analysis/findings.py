@@ -81,11 +81,10 @@ def _front(ax, title: str, cells: dict, seeds: int) -> None:
         families.setdefault(family, []).append((cell["nfe"]["mean"], setting, cell["exact_match"]))
     for family, points in families.items():
         points.sort(key=lambda point: point[0])
-        nfe = [point[0] for point in points]
-        acc = [point[2]["mean"] for point in points]
-        # a rate's interval, drawn within [0, 1]
-        low = [a - max(point[2]["low"], 0.0) for a, point in zip(acc, points, strict=True)]
-        high = [min(point[2]["high"], 1.0) - a for a, point in zip(acc, points, strict=True)]
+        nfe = [x for x, _, _ in points]
+        acc = [cell["mean"] for _, _, cell in points]
+        low = [cell["mean"] - max(cell["low"], 0.0) for _, _, cell in points]  # a rate's interval, within [0, 1]
+        high = [min(cell["high"], 1.0) - cell["mean"] for _, _, cell in points]
         line = ax.errorbar(nfe, acc, yerr=[low, high], fmt="o-", capsize=3, label=family, alpha=0.85)
         for x, y, (_, setting, _) in zip(nfe, acc, points, strict=True):
             ax.annotate(setting.removeprefix("steps="), (x, y), textcoords="offset points", xytext=(3, 3),
@@ -109,6 +108,7 @@ def _main_panels(name: str, result: dict) -> list:
         def curves(ax):
             similarity = False
             for scope, cell in summary.items():
+                color = None  # the scope's colour, chosen by its first curve
                 for key, style, label in (("by_epoch", "o-", scope),
                                           ("edit_similarity_by_epoch", "s--", f"{scope} (edit similarity)")):
                     curve = cell.get(key)
@@ -116,10 +116,10 @@ def _main_panels(name: str, result: dict) -> list:
                         continue
                     similarity |= key != "by_epoch"
                     epochs = range(1, len(curve) + 1)
-                    line, = ax.plot(epochs, [c["mean"] for c in curve], style, label=label,
-                                    color=None if key == "by_epoch" else line.get_color())
+                    line, = ax.plot(epochs, [c["mean"] for c in curve], style, label=label, color=color)
+                    color = line.get_color()
                     ax.fill_between(epochs, [c["low"] for c in curve], [c["high"] for c in curve], alpha=0.2,
-                                    color=line.get_color())
+                                    color=color)
             ax.set_xlabel("SFT epoch")
             questions = result.get("test_questions")
             seeds = len({p["seed"] for p in result["points"]})
