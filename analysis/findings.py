@@ -106,15 +106,18 @@ def _main_panels(name: str, result: dict) -> list:
         return [lambda ax, task=task, cells=cells: _front(ax, task, cells, seeds) for task, cells in by_task.items()]
     if name == "sft_epochs":
         def curves(ax):
-            similarity = False
+            # a second score per epoch (dashed) where the record has one: its name in "second_score"
+            second = result.get("second_score", "edit similarity")
+            drawn_second = False
             for scope, cell in summary.items():
                 color = None  # the scope's colour, chosen by its first curve
                 for key, style, label in (("by_epoch", "o-", scope),
+                                          ("second_by_epoch", "s--", f"{scope} ({second})"),
                                           ("edit_similarity_by_epoch", "s--", f"{scope} (edit similarity)")):
                     curve = cell.get(key)
                     if not curve:
                         continue
-                    similarity |= key != "by_epoch"
+                    drawn_second |= key != "by_epoch"
                     epochs = range(1, len(curve) + 1)
                     line, = ax.plot(epochs, [c["mean"] for c in curve], style, label=label, color=color)
                     color = line.get_color()
@@ -123,7 +126,8 @@ def _main_panels(name: str, result: dict) -> list:
             ax.set_xlabel("SFT epoch")
             questions = result.get("test_questions")
             seeds = len({p["seed"] for p in result["points"]})
-            score = "exact match" + (" (solid), edit similarity (dashed)" if similarity else "")
+            score = result.get("score", "exact match")
+            score += f" (solid), {second} (dashed)" if drawn_second else ""
             ax.set_ylabel(f"{score}\n95% CI, n={seeds} seeds", fontsize=8)
             if questions:
                 ax.set_title(f"{questions} held-out questions per checkpoint", fontsize=9)

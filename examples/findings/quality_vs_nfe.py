@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
-from task_models import PICK_STEPS, SORT_STEPS, pick_models, sort_models
+from task_models import PICK_STEPS, SORT_CANVAS, SORT_LENGTH, SORT_STEPS, pick_models, sort_models, sort_task
 
 KEYS = ("exact_match", "nfe", "seconds_per_sample", "tokens_per_s", "positions_denoised")
 
@@ -40,22 +40,23 @@ def policies(full: int, steps: tuple[int, ...], order_at: int) -> dict[str, list
     }
 
 
-# task -> (its models, its generation canvas: the longest answer + 2, the step counts swept, where
-# random order is compared: pick at 4 steps commits its 2 certain positions (EOS) in the first
-# step, then one digit per step in confidence order)
-TASKS = {"pick": (pick_models, 5, (1, 2, 3, 4, 5), 4), "sort": (sort_models, 17, (1, 2, 4, 8, 17), 8)}
+# task -> (its models, its evaluate overrides, its generation canvas: the longest answer + 2, the
+# step counts swept, where random order is compared: pick at 4 steps commits its 2 certain
+# positions (EOS) in the first step, then one digit per step in confidence order)
+TASKS = {"pick": (pick_models, ["tasks=[pick]", "tasks.pick.limit=200"], 5, (1, 2, 3, 4, 5), 4),
+         "sort": (sort_models, sort_task(), SORT_CANVAS, (1, 2, 4, 8, SORT_CANVAS), 8)}
+FULL = SORT_CANVAS  # sort's one-position-per-step schedule
 
 
 def main() -> None:
     with_pick = "--pick" in sys.argv[1:]
     tasks = {task: spec for task, spec in TASKS.items() if task == "sort" or with_pick}
     points, summary, by_task, runs = [], {}, {}, []
-    for task, (models, full, steps, order_at) in tasks.items():
+    for task, (models, task_overrides, full, steps, order_at) in tasks.items():
         task_runs = models(ROOT / "shared")
         runs += task_runs
         grid = policies(full, steps, order_at)
-        task_points, by_policy = evaluate_grid(task_runs, [f"tasks=[{task}]"], grid,
-                                               task, KEYS, "policy")
+        task_points, by_policy = evaluate_grid(task_runs, task_overrides, grid, task, KEYS, "policy")
         points += [{"task": task, **point} for point in task_points]
         by_task[task] = (full, by_policy)
         summary[task] = {label: {key: interval([m[key] for m in by_policy[label]])
@@ -73,17 +74,17 @@ def main() -> None:
                                       per_seed(task, f"confidence/steps={full}", "nfe"), strict=True)]
 
     effects = [
-        effect("sort accuracy: 17 steps - 1 step (confidence)",
-               difference("sort", "confidence/steps=17", "confidence/steps=1"), ">0"),
+        effect(f"sort accuracy: {FULL} steps - 1 step (confidence)",
+               difference("sort", f"confidence/steps={FULL}", "confidence/steps=1"), ">0"),
         effect("sort accuracy: confidence order - random order (8 steps)",
                difference("sort", "confidence/steps=8", "random/steps=8"), ">0"),
-        effect("sort NFE ratio threshold(0.9) / confidence(17 steps), minus 1", [r - 1 for r in nfe_ratio("sort")],
+        effect(f"sort NFE ratio threshold(0.9) / confidence({FULL} steps), minus 1", [r - 1 for r in nfe_ratio("sort")],
                "<0"),
     ]
     notes = {
-        "sort accuracy: threshold(0.9) - confidence(17 steps)": interval(
-            difference("sort", "threshold/0.9", "confidence/steps=17")),
-        "sort NFE ratio threshold(0.9) / confidence(17 steps)": interval(nfe_ratio("sort")),
+        f"sort accuracy: threshold(0.9) - confidence({FULL} steps)": interval(
+            difference("sort", "threshold/0.9", f"confidence/steps={FULL}")),
+        f"sort NFE ratio threshold(0.9) / confidence({FULL} steps)": interval(nfe_ratio("sort")),
     }
     if with_pick:
         effects += [
@@ -103,7 +104,7 @@ def main() -> None:
                  "schedule at (nearly) equal accuracy where the model is confident",
         "source": "not reported by LLaDA / iLLaDA (NFE, latency); Fast-dLLM for threshold",
         "command": "python examples/findings/quality_vs_nfe.py" + (" --pick" if with_pick else ""),
-        "preset": f"shared task models (micro; sort {SORT_STEPS} steps x 128"
+        "preset": f"shared task models (micro; sort lists of 2-{SORT_LENGTH} digits, {SORT_STEPS} steps x 128"
                   + (f", pick {PICK_STEPS} steps x 64" if with_pick else "") + "), "
                   f"200 test questions per task; seeds {SEEDS}",
         "tokens_per_s": tokens_per_s(*runs),

@@ -11,9 +11,9 @@ no_repeat_ngram=2, and what the ban costs in exact match.
 from __future__ import annotations
 
 from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
-from task_models import SORT_STEPS, sort_models
+from task_models import SORT_LENGTH, SORT_STEPS, sort_models, sort_task
 
-TASK = ["tasks=[sort]", "tasks.sort.limit=200", "sampler=confidence"]
+TASK = [*sort_task(), "sampler=confidence"]
 BAN = "no_repeat_ngram=2"
 SETTINGS = {"no ban": ["sampler.no_repeat_ngram=0"], BAN: [f"sampler.{BAN}"]}
 
@@ -31,7 +31,7 @@ def main() -> None:
                  "answer repeats itself",
         "source": "iLLaDA (repetitive loops noted)",
         "command": "python examples/findings/repetition.py",
-        "preset": f"shared sort models (micro, {SORT_STEPS} steps), 200 test lists, seeds {SEEDS}",
+        "preset": f"shared sort models (micro, lists of 2-{SORT_LENGTH} digits, {SORT_STEPS} steps), 200 test lists, seeds {SEEDS}",
         "tokens_per_s": tokens_per_s(*runs),
         "points": points,
         "summary": {label: {k: interval([m[k] for m in ms]) for k in ("repetition_rate", "exact_match")}

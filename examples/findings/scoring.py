@@ -11,9 +11,9 @@ accuracy with intervals over seeds and sequence forwards per question.
 from __future__ import annotations
 
 from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
-from task_models import sort_models
+from task_models import SORT_LENGTH, sort_models, sort_task
 
-TASK = ["tasks=[sort_mc]", "tasks.sort_mc.limit=200"]
+TASK = sort_task("sort_mc")
 SCORERS = {
     **{f"likelihood/mc_num={n}": ["scoring=likelihood", f"scoring.mc_num={n}"] for n in (1, 4, 16)},
     "confidence": ["scoring=confidence"],
@@ -32,7 +32,7 @@ def main() -> None:
         "claim": "Confidence-based scoring beats LLaDA's Monte Carlo likelihood on multiple choice",
         "source": "iLLaDA (+1.3 / +0.6 / +2.3 points on its benchmarks)",
         "command": "python examples/findings/scoring.py",
-        "preset": f"shared sort models, sort_mc (4 choices), 200 questions, seeds {SEEDS}",
+        "preset": f"shared sort models (lists of 2-{SORT_LENGTH} digits), sort_mc (4 choices), 200 questions, seeds {SEEDS}",
         "tokens_per_s": tokens_per_s(*runs),
         "points": points,
         "summary": {label: {"accuracy": interval(acc(label)),

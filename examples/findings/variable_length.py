@@ -1,6 +1,6 @@
 """Finding 5: variable-length generation (iLLaDA) against a fixed-length canvas, on sorting.
 
-Answers have 3 to 15 characters (2 to 8 digits). A fixed canvas denoises every position of the
+Answers have 3 to 11 characters (2 to 6 digits). A fixed canvas denoises every position of the
 longest answer (+2) for every list; variable-length generation appends 4-token blocks until
 EOS. Same models (the shared sort models), same 200 test lists, one token per step in both.
 
@@ -10,9 +10,9 @@ EOS. Same models (the shared sort models), same 200 test lists, one token per st
 from __future__ import annotations
 
 from common import ROOT, SEEDS, effect, evaluate_grid, interval, tokens_per_s, write_result
-from task_models import SORT_STEPS, sort_models
+from task_models import SORT_LENGTH, SORT_STEPS, sort_models, sort_task
 
-TASK = ["tasks=[sort]", "tasks.sort.limit=200"]
+TASK = sort_task()
 FIXED, VARIABLE = "fixed (one block)", "variable (blocks of 4)"
 POLICIES = {FIXED: ["sampler=confidence"], VARIABLE: ["sampler=variable_length", "sampler.block_length=4"]}
 
@@ -31,7 +31,7 @@ def main() -> None:
                  "fixed-length canvas, at equal accuracy",
         "source": "iLLaDA (efficiency of variable-length generation; never measured there)",
         "command": "python examples/findings/variable_length.py",
-        "preset": f"shared sort models (micro, {SORT_STEPS} steps x 128 lists), 200 test lists, seeds {SEEDS}",
+        "preset": f"shared sort models (micro, lists of 2-{SORT_LENGTH} digits, {SORT_STEPS} steps x 128), 200 test lists, seeds {SEEDS}",
         "tokens_per_s": tokens_per_s(*runs),
         "points": points,
         "summary": {label: {k: interval([m[k] for m in ms]) for k in ("exact_match", "nfe", "positions_denoised",
