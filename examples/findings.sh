@@ -5,13 +5,14 @@
 # only evaluates. FINDINGS_SEEDS=0,1,2 by default.
 #
 # The sort models four findings share are trained first, as their own step; diffusion_vs_ar
-# trains the stdlib models that sft_epochs fine-tunes, so it runs before it. Every step prints
+# trains the stdlib models that repetition writes with and sft_epochs fine-tunes, so it runs before
+# both. Every step prints
 # its time and the total comes last, beside the training tokens/s of each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="examples/findings${PYTHONPATH:+:$PYTHONPATH}"
 ROOT=${FINDINGS_ROOT:-runs/findings}
-for step in task_models quality_vs_nfe variable_length scoring repetition diffusion_vs_ar sft_epochs; do
+for step in task_models quality_vs_nfe variable_length scoring diffusion_vs_ar repetition sft_epochs; do
   echo "== $step"
   start=$SECONDS
   python "examples/findings/$step.py"

@@ -61,3 +61,26 @@ def test_an_empty_source_is_refused_with_the_command_that_fills_it(tmp_path):
     done = _findings(tmp_path, tmp_path / "docs")
     assert done.returncode == 2
     assert "run examples/findings.sh first" in done.stderr and not (tmp_path / "docs" / "findings.md").exists()
+
+
+def test_the_sft_panel_draws_the_records_second_score_dashed_under_its_own_name():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.findings import _main_panels
+
+    epochs = [_cell(0.1 * e, 0.1 * e - 0.05, 0.1 * e + 0.05) for e in range(1, 4)]
+    exact = [_cell(0.0, 0.0, 0.0), _cell(0.01, 0.0, 0.03), _cell(0.05, 0.0, 0.1)]
+    result = {"points": [{"seed": s} for s in range(3)], "score": "edit similarity", "second_score": "exact match",
+              "summary": {"sft_full": {"by_epoch": epochs, "second_by_epoch": exact}}}
+    [draw] = _main_panels("sft_epochs", result)
+    figure, ax = plt.subplots()
+    draw(ax)
+    solid, dashed = ax.get_lines()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["sft_full", "sft_full (exact match)"]
+    assert solid.get_linestyle() == "-" and dashed.get_linestyle() == "--"
+    assert list(dashed.get_ydata()) == [0.0, 0.01, 0.05] and solid.get_color() == dashed.get_color()
+    assert ax.get_ylabel().startswith("edit similarity (solid), exact match (dashed)") and "n=3 seeds" in ax.get_ylabel()
+    plt.close(figure)

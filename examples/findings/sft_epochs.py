@@ -1,7 +1,7 @@
 """Finding 1: the score by SFT epoch, masking the answer only (LLaDA) or the whole row (iLLaDA).
 
 iLLaDA's Figure 1: the score keeps rising through 12 SFT epochs. Here: each seed's stdlib base
-(shared micro diffusion model, pretrained on text) is fine-tuned on 2,000 lists of 2-6 digits to
+(shared micro diffusion model, pretrained on text) is fine-tuned on 1,800 lists of 2-6 digits to
 sort for 12 epochs with each scope, a checkpoint per epoch, every checkpoint scored on the same
 100 held-out lists. Two scores: exact match (the whole list right) and edit similarity (the
 share of the list right, the graded score: at this budget few lists come out whole, so exact
@@ -23,7 +23,7 @@ from task_models import SORT_LENGTH, sort_task
 
 EPOCHS = 12
 SCOPES = ("sft_response", "sft_full")
-LISTS, TEST = 2000, 100
+LISTS, TEST = 1800, 100
 SFT = ["stage=sft", "model=micro", "trainer.precision=32-true", "data=sort", f"data.source.max_length={SORT_LENGTH}",
        f"data.source.train_size={LISTS}", "trainer.max_steps=-1", f"trainer.max_epochs={EPOCHS}",
        "trainer.val_check_interval=1.0", "trainer.check_val_every_n_epoch=1", "trainer.max_time=null",
