@@ -121,8 +121,9 @@ def _main_panels(name: str, result: dict) -> list:
                     epochs = range(1, len(curve) + 1)
                     line, = ax.plot(epochs, [c["mean"] for c in curve], style, label=label, color=color)
                     color = line.get_color()
-                    ax.fill_between(epochs, [c["low"] for c in curve], [c["high"] for c in curve], alpha=0.2,
-                                    color=color)
+                    # scores are rates: their t interval is drawn within [0, 1]
+                    ax.fill_between(epochs, [max(c["low"], 0.0) for c in curve], [min(c["high"], 1.0) for c in curve],
+                                    alpha=0.2, color=color)
             ax.set_xlabel("SFT epoch")
             questions = result.get("test_questions")
             seeds = len({p["seed"] for p in result["points"]})

@@ -5,9 +5,9 @@
 # only evaluates. FINDINGS_SEEDS=0,1,2 by default.
 #
 # The sort models four findings share are trained first, as their own step; diffusion_vs_ar
-# trains the stdlib models that repetition writes with and sft_epochs fine-tunes, so it runs before
-# both. Every step prints
-# its time and the total comes last, beside the training tokens/s of each run.
+# trains the stdlib models that repetition writes with and sft_epochs fine-tunes, so it runs
+# before both. Every step prints its time and the total comes last, beside the training tokens/s
+# of each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="examples/findings${PYTHONPATH:+:$PYTHONPATH}"
