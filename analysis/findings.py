@@ -107,13 +107,11 @@ def _main_panels(name: str, result: dict) -> list:
     if name == "sft_epochs":
         def curves(ax):
             # a second score per epoch (dashed) where the record has one: its name in "second_score"
-            second = result.get("second_score", "edit similarity")
+            second = result.get("second_score", "second score")
             drawn_second = False
             for scope, cell in summary.items():
                 color = None  # the scope's colour, chosen by its first curve
-                for key, style, label in (("by_epoch", "o-", scope),
-                                          ("second_by_epoch", "s--", f"{scope} ({second})"),
-                                          ("edit_similarity_by_epoch", "s--", f"{scope} (edit similarity)")):
+                for key, style, label in (("by_epoch", "o-", scope), ("second_by_epoch", "s--", f"{scope} ({second})")):
                     curve = cell.get(key)
                     if not curve:
                         continue

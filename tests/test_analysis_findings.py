@@ -37,7 +37,7 @@ def test_the_table_lists_every_finding_in_order_with_intervals_and_verdicts(tmp_
         {"name": "one seed only", "expect": ">0", **_cell(0.2, float("nan"), float("nan"), n=1)}])
     epochs = [_cell(0.1 * e, 0.1 * e - 0.05, 0.1 * e + 0.05) for e in range(1, 4)]
     _record(source, "sft_epochs", test_questions=100, verdict="reproduced",
-            summary={"sft_response": {"by_epoch": epochs, "edit_similarity_by_epoch": epochs}},
+            summary={"sft_response": {"by_epoch": epochs, "second_by_epoch": epochs}},
             effects=[{"name": "epoch 3 - epoch 1", "expect": ">0", **_cell(0.2, 0.1, 0.3)}],
             notes={"edit similarity, epoch 3 - epoch 1": _cell(0.2, 0.1, 0.3)})
 

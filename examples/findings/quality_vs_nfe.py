@@ -45,7 +45,6 @@ def policies(full: int, steps: tuple[int, ...], order_at: int) -> dict[str, list
 # positions (EOS) in the first step, then one digit per step in confidence order)
 TASKS = {"pick": (pick_models, ["tasks=[pick]", "tasks.pick.limit=200"], 5, (1, 2, 3, 4, 5), 4),
          "sort": (sort_models, sort_task(), SORT_CANVAS, (1, 2, 4, 8, SORT_CANVAS), 8)}
-FULL = SORT_CANVAS  # sort's one-position-per-step schedule
 
 
 def main() -> None:
@@ -74,17 +73,17 @@ def main() -> None:
                                       per_seed(task, f"confidence/steps={full}", "nfe"), strict=True)]
 
     effects = [
-        effect(f"sort accuracy: {FULL} steps - 1 step (confidence)",
-               difference("sort", f"confidence/steps={FULL}", "confidence/steps=1"), ">0"),
+        effect(f"sort accuracy: {SORT_CANVAS} steps - 1 step (confidence)",
+               difference("sort", f"confidence/steps={SORT_CANVAS}", "confidence/steps=1"), ">0"),
         effect("sort accuracy: confidence order - random order (8 steps)",
                difference("sort", "confidence/steps=8", "random/steps=8"), ">0"),
-        effect(f"sort NFE ratio threshold(0.9) / confidence({FULL} steps), minus 1", [r - 1 for r in nfe_ratio("sort")],
+        effect(f"sort NFE ratio threshold(0.9) / confidence({SORT_CANVAS} steps), minus 1", [r - 1 for r in nfe_ratio("sort")],
                "<0"),
     ]
     notes = {
-        f"sort accuracy: threshold(0.9) - confidence({FULL} steps)": interval(
-            difference("sort", "threshold/0.9", f"confidence/steps={FULL}")),
-        f"sort NFE ratio threshold(0.9) / confidence({FULL} steps)": interval(nfe_ratio("sort")),
+        f"sort accuracy: threshold(0.9) - confidence({SORT_CANVAS} steps)": interval(
+            difference("sort", "threshold/0.9", f"confidence/steps={SORT_CANVAS}")),
+        f"sort NFE ratio threshold(0.9) / confidence({SORT_CANVAS} steps)": interval(nfe_ratio("sort")),
     }
     if with_pick:
         effects += [

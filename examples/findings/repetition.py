@@ -27,12 +27,13 @@ TEXT_BAN, SORT_BAN = "no_repeat_ngram=3", "no_repeat_ngram=2"
 
 def main() -> None:
     text_runs, sort_runs = stdlib_models(ROOT / "shared")["diffusion"], sort_models(ROOT / "shared")
-    text_points, text = evaluate_grid(
-        text_runs, TEXT, {NO_BAN: ["sampler.no_repeat_ngram=0"], TEXT_BAN: [f"sampler.{TEXT_BAN}"]},
-        "docstring_to_body", ("repetition_rate", "edit_similarity", "empty_rate", "nfe"), "setting")
-    sort_points, sort = evaluate_grid(
-        sort_runs, SORT, {NO_BAN: ["sampler.no_repeat_ngram=0"], SORT_BAN: [f"sampler.{SORT_BAN}"]},
-        "sort", ("repetition_rate", "exact_match", "edit_similarity", "nfe"), "setting")
+    def with_and_without(ban):
+        return {NO_BAN: ["sampler.no_repeat_ngram=0"], ban: [f"sampler.{ban}"]}
+
+    text_points, text = evaluate_grid(text_runs, TEXT, with_and_without(TEXT_BAN), "docstring_to_body",
+                                      ("repetition_rate", "edit_similarity", "empty_rate", "nfe"), "setting")
+    sort_points, sort = evaluate_grid(sort_runs, SORT, with_and_without(SORT_BAN), "sort",
+                                      ("repetition_rate", "exact_match", "edit_similarity", "nfe"), "setting")
 
     def diff(results, ban, key):  # no ban - ban, per seed
         return [a[key] - b[key] for a, b in zip(results[NO_BAN], results[ban], strict=True)]
